@@ -1,0 +1,34 @@
+"""Architecture registry in timm's style: ``@register_model``, ``create_model``, ``list_models``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch.nn as nn
+
+from ..errors import UnknownNameError
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    name = fn.__name__
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} is already registered")
+    _MODELS[name] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def create_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
+    """Build architecture ``name``. Common kwargs: ``in_channels``, ``mean``, ``std`` (normalisation)."""
+    if name not in _MODELS:
+        raise UnknownNameError("architecture", name, _MODELS)
+    model = _MODELS[name](num_classes=num_classes, **kwargs)
+    bad = [k for k in model.state_dict() if "model." in k or "module." in k]
+    if bad:  # robustbench's loader would strip these substrings anywhere in a key
+        raise AssertionError(f"{name}: state-dict keys must not contain 'model.'/'module.': {bad[:3]}")
+    return model
