@@ -1,0 +1,42 @@
+"""generalist_bench: Generalist (Wang & Wang, CVPR 2023), PGD-AT and TRADES under one protocol,
+evaluated with the official AutoAttack and torchattacks, published as RobustBench-compatible models.
+
+Public API (imported lazily so that ``import generalist_bench`` stays cheap):
+
+- ``load_dataset(name, split, data_dir=None)``
+- ``create_model(name, num_classes=..., **kw)``, ``list_models()``
+- ``train(preset_or_config, **overrides)``
+- ``evaluate(model, dataset=..., threat_model="Linf", eps=..., suite="autoattack", ...)``
+- ``load_model(name, dataset=..., threat_model=..., model_dir="model_zoo")``
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_dataset": "generalist_bench.data",
+    "list_datasets": "generalist_bench.data",
+    "create_model": "generalist_bench.models",
+    "list_models": "generalist_bench.models",
+    "register_model": "generalist_bench.models",
+    "get_preset": "generalist_bench.config",
+    "list_presets": "generalist_bench.config",
+    "resolve_config": "generalist_bench.config",
+    "Config": "generalist_bench.config",
+    "train": "generalist_bench.trainers.api",
+    "evaluate": "generalist_bench.evaluation.api",
+    "load_model": "generalist_bench.zoo.store",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'generalist_bench' has no attribute {name!r}")
