@@ -1,0 +1,62 @@
+"""Shared fixtures: real Fashion-MNIST (from the Debian package or $GENERALIST_BENCH_DATA) and two small
+SmallCNNs trained in-process (a clean one and a briefly PGD-trained one), cached for the session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def fmnist_test():
+    from generalist_bench.data import load_dataset
+
+    return load_dataset("fashion_mnist", "test")
+
+
+@pytest.fixture(scope="session")
+def fmnist_train():
+    from generalist_bench.data import load_dataset
+
+    return load_dataset("fashion_mnist", "train")
+
+
+def _train_small_cnn(x, y, epochs: int, adversarial: bool, seed: int = 0):
+    from generalist_bench.attacks import PGD
+    from generalist_bench.models import model_for_dataset
+
+    torch.manual_seed(seed)
+    model = model_for_dataset("small_cnn", "fashion_mnist")
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    attack = PGD(eps=0.1, steps=3, step_size=0.04)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(len(y), generator=g)
+        for i in range(0, len(y), 128):
+            idx = perm[i:i + 128]
+            xb, yb = x[idx], y[idx]
+            if adversarial:
+                xb = attack(model, xb, yb, generator=g)
+            model.train()
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def clean_small_cnn(fmnist_train):
+    """SmallCNN, standard training, 2 epochs on 6,000 training images (~75% clean, not robust)."""
+    return _train_small_cnn(fmnist_train.x[:6000], fmnist_train.y[:6000], epochs=2, adversarial=False)
+
+
+@pytest.fixture(scope="session")
+def robust_small_cnn(fmnist_train):
+    """SmallCNN, PGD-3 adversarial training (eps 0.1), 2 epochs on 6,000 images: some robust points survive."""
+    return _train_small_cnn(fmnist_train.x[:6000], fmnist_train.y[:6000], epochs=2, adversarial=True)
