@@ -26,35 +26,45 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser; each subcommand's own arguments are built only when it is used."""
+    epilog = "subcommands:\n" + "\n".join(f"  {n:<12} {h}" for n, (_, h) in SUBCOMMANDS.items())
     parser = argparse.ArgumentParser(
-        prog="generalist-bench",
+        prog="generalist-bench", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog +
+        "\n\n`generalist-bench COMMAND --help` shows a subcommand's options.",
         description="Train Generalist / PGD-AT / TRADES, evaluate with official AutoAttack and torchattacks, "
                     "publish RobustBench-compatible checkpoints and a leaderboard.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
-    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
-    for name, (module, help_) in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(p)
+    parser.add_argument("command", nargs="?", choices=list(SUBCOMMANDS), metavar="{" + ",".join(SUBCOMMANDS) + "}",
+                        help="one of the subcommands below")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
+
+
+def build_subparser(name: str) -> argparse.ArgumentParser:
+    module, help_ = SUBCOMMANDS[name]
+    p = argparse.ArgumentParser(prog=f"generalist-bench {name}", description=help_)
+    importlib.import_module(module).add_arguments(p)
+    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
-    if not args.command:
+    top = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if top.verbose else logging.INFO, format="%(message)s")
+    if not top.command:
         parser.print_help()
         return 0
+    args = build_subparser(top.command).parse_args(top.args)
+    args.command, args.verbose = top.command, top.verbose
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        return int(importlib.import_module(SUBCOMMANDS[top.command][0]).run(args) or 0)
     except GeneralistBenchError as e:
-        if args.verbose:
+        if top.verbose:
             raise
-        print(f"generalist-bench {args.command}: error: {e}", file=sys.stderr)
+        print(f"generalist-bench {top.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"generalist-bench {args.command}: interrupted; outputs written so far are complete "
+        print(f"generalist-bench {top.command}: interrupted; outputs written so far are complete "
               "(re-run with --resume to continue)", file=sys.stderr)
         return 130
 
