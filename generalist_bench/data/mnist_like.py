@@ -8,12 +8,13 @@ under /usr/share/datasets/fashion-mnist/, unpacked once into the cache), then a 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
 from pathlib import Path
 
 import torchvision
 
-from ..errors import DataNotFoundError
+from ..errors import DataIntegrityError, DataNotFoundError
 from ..utils.io import atomic_write_bytes
 from .registry import DatasetInfo, RawData, cache_dir, candidate_roots, downloads_allowed, register_dataset
 
@@ -26,21 +27,36 @@ def _has_raw(root: Path, folder: str) -> bool:
     return all((raw / f).is_file() for f in IDX_FILES)
 
 
-def _unpack_gz(src_dir: Path, dest_root: Path, folder: str) -> bool:
-    """Unzip ``*.gz`` IDX files found in ``src_dir`` into ``dest_root/<folder>/raw``; True on success."""
-    if not all((src_dir / f"{f}.gz").is_file() for f in IDX_FILES):
-        return False
+def _unpack_gz(src_dir: Path, folder: str) -> Path | None:
+    """Unzip the ``*.gz`` IDX files of ``src_dir`` once into a cache folder of their own; its root, or None.
+
+    The folder is named after the source (path, sizes, mtimes), so files from one place never shadow or
+    pollute those of another: a ``data_dir`` never gets the cache's copy of other files, and tiny files
+    passed as ``data_dir`` never become the default data set.
+    """
+    gz = [src_dir / f"{f}.gz" for f in IDX_FILES]
+    if not all(g.is_file() for g in gz):
+        return None
+    stamp = "|".join([str(src_dir.resolve())] + [f"{g.stat().st_size}:{g.stat().st_mtime_ns}" for g in gz])
+    dest_root = cache_dir() / "data" / "unpacked" / f"{folder}-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}"
     raw = dest_root / folder / "raw"
     for f in IDX_FILES:
         if not (raw / f).is_file():
             with gzip.open(src_dir / f"{f}.gz", "rb") as g:
                 atomic_write_bytes(raw / f, g.read())
-    return True
+    return dest_root
 
 
 def _to_raw(ds_cls, root: Path, source: str) -> RawData:
-    train = ds_cls(str(root), train=True, download=False)
-    test = ds_cls(str(root), train=False, download=False)
+    try:
+        train = ds_cls(str(root), train=True, download=False)
+        test = ds_cls(str(root), train=False, download=False)
+    except (AssertionError, RuntimeError, ValueError, TypeError, EOFError, gzip.BadGzipFile) as e:
+        raise DataIntegrityError(f"{source}: the IDX files cannot be read ({type(e).__name__}: {e}); they are "
+                                 "truncated, corrupted or not IDX files. Replace them with the official files.") from e
+    for part, ds in (("train", train), ("test", test)):
+        if len(ds.data) != len(ds.targets):
+            raise DataIntegrityError(f"{source}: {part} has {len(ds.data)} images but {len(ds.targets)} labels")
     return RawData(train.data.unsqueeze(1).contiguous(), train.targets.long(),
                    test.data.unsqueeze(1).contiguous(), test.targets.long(), source)
 
@@ -52,12 +68,12 @@ def _load(ds_cls, folder: str, data_dir, download, debian_dir: Path | None, how_
             return _to_raw(ds_cls, root, f"{label}: {root / folder / 'raw'}")
         # gzipped IDX files straight in the folder, or in <folder>/raw: unpack into the cache
         for src in (root, root / folder / "raw"):
-            if _unpack_gz(src, cache_dir() / "data", folder):
-                return _to_raw(ds_cls, cache_dir() / "data", f"{label}: {src} (unpacked into the cache)")
-        looked.append(f"{label}: {root / folder / 'raw'}")
+            if (unpacked := _unpack_gz(src, folder)) is not None:
+                return _to_raw(ds_cls, unpacked, f"{label}: {src} (unpacked into {unpacked})")
+        looked.append(f"{label}: {root / folder / 'raw'} (IDX files, .gz or unzipped) and {root} (.gz)")
     if debian_dir is not None:
-        if _unpack_gz(debian_dir, cache_dir() / "data", folder):
-            return _to_raw(ds_cls, cache_dir() / "data", f"Debian package: {debian_dir}")
+        if (unpacked := _unpack_gz(debian_dir, folder)) is not None:
+            return _to_raw(ds_cls, unpacked, f"Debian package: {debian_dir} (unpacked into {unpacked})")
         looked.append(f"Debian package dataset-fashion-mnist: {debian_dir}")
     if downloads_allowed(download):
         root = cache_dir() / "data"
