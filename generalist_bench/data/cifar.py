@@ -7,6 +7,8 @@ written in the exact format, never silently).
 
 from __future__ import annotations
 
+import pickle
+
 import torch
 import torchvision
 
@@ -15,7 +17,13 @@ from .registry import DatasetInfo, RawData, cache_dir, candidate_roots, download
 
 
 def _unverified(cls):
-    return type(f"Unverified{cls.__name__}", (cls,), {"_check_integrity": lambda self: True})
+    """``cls`` without torchvision's MD5 checks: the batch files' (``_check_integrity``) and the meta file's
+    (checked inside ``_load_meta``; we skip reading the meta file, the class names live in ``DatasetInfo``)."""
+
+    def _load_meta(self) -> None:
+        self.classes, self.class_to_idx = [], {}
+
+    return type(f"Unverified{cls.__name__}", (cls,), {"_check_integrity": lambda self: True, "_load_meta": _load_meta})
 
 
 def _to_raw(ds) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,7 +45,12 @@ def _load(cls, folder: str, data_dir, download, verify: bool) -> RawData:
                 f"{root / folder} exists but its files fail torchvision's MD5 check (corrupted, truncated or not "
                 f"the official release). Replace them with the official files, or pass verify=False to load them "
                 f"anyway (results are then not comparable with published numbers).")
-        tr, te = ds_cls(str(root), train=True, download=False), ds_cls(str(root), train=False, download=False)
+        try:
+            tr, te = ds_cls(str(root), train=True, download=False), ds_cls(str(root), train=False, download=False)
+        except (RuntimeError, OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as e:
+            # the meta file's MD5 (torchvision checks it separately), or unreadable batches with verify=False
+            raise DataIntegrityError(f"{root / folder} cannot be loaded ({type(e).__name__}: {e}). Replace it with "
+                                     "the official python-version files.") from e
         (trx, try_), (tex, tey) = _to_raw(tr), _to_raw(te)
         return RawData(trx, try_, tex, tey, f"{label}: {root / folder}" + ("" if verify else " (MD5 not verified)"))
     if downloads_allowed(download):
