@@ -204,7 +204,8 @@ def validate(cfg: Config) -> None:
         _choice("BatchNorm mode", a.bn_mode, BN_MODES)
         eps = cfg.threat.eps if a.eps is None else a.eps
         if not 0.0 <= eps <= (1.0 if (a.norm or cfg.threat.norm) == "Linf" else 100.0):
-            raise ConfigError(f"learner {ln.name!r}: attack eps must be in [0, 1] for Linf, got {eps}")
+            raise ConfigError(f"learner {ln.name!r}: attack eps must be in [0, 1] for Linf and [0, 100] for L2 "
+                              f"(pixel units), got {eps}")
         if a.steps < 0 or a.step_size < 0:
             raise ConfigError(f"learner {ln.name!r}: attack steps and step_size must be ≥ 0")
         if ln.optim.lr <= 0 or ln.optim.weight_decay < 0:
@@ -361,6 +362,20 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+class _Text(str):
+    """An override's value as typed on the command line, parsed only once the target field's type is known."""
+
+
+def _parse_text(tp: Any, text: str) -> Any:
+    """Command-line text → value for a field of type ``tp``. String fields take the text verbatim (YAML would
+    turn ``train.amp=off`` into False and ``name=1`` into 1); null/none clears an optional field."""
+    if type(None) in typing.get_args(tp) and text.strip().lower() in ("null", "none", "~"):
+        return None
+    if _non_none(tp) is str:
+        return str(text)
+    return _parse_value(text)
+
+
 def _set_path(obj: Any, parts: list[str], value: Any, where: str) -> Any:
     head, rest = parts[0], parts[1:]
     if isinstance(obj, tuple):
@@ -368,7 +383,10 @@ def _set_path(obj: Any, parts: list[str], value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: index {head!r} out of range for a list of {len(obj)}")
         i = int(head) % len(obj)
         items = list(obj)
-        items[i] = _set_path(items[i], rest, value, f"{where}.{head}") if rest else value
+        if rest:
+            items[i] = _set_path(items[i], rest, value, f"{where}.{head}")
+        else:
+            items[i] = _parse_value(value) if isinstance(value, _Text) else value
         return tuple(items)
     if not is_dataclass(obj):
         raise ConfigError(f"{where}: cannot set {head!r} inside a {type(obj).__name__}")
@@ -385,6 +403,8 @@ def _set_path(obj: Any, parts: list[str], value: Any, where: str) -> Any:
         # re-coerce elements of tuples of dataclasses
         return replace(obj, **{head: _coerce(tp, to_dict(new) if is_dataclass(new) else new, full)
                                if not isinstance(new, tuple) else new})
+    if isinstance(value, _Text):
+        value = _parse_text(tp, value)
     if isinstance(value, Mapping) and is_dataclass(getattr(obj, head)):
         return replace(obj, **{head: merge_dict(getattr(obj, head), value, full + ".")})
     return replace(obj, **{head: _coerce(tp, value, full)})
@@ -399,7 +419,7 @@ def apply_overrides(cfg: Config, overrides: Sequence[str] | Mapping[str, Any]) -
     """``["train.epochs=3", "train.learners.0.optim.lr=0.05"]`` or ``{"train.epochs": 3}``."""
     items = overrides.items() if isinstance(overrides, Mapping) else [_split_override(o) for o in overrides]
     for key, value in items:
-        cfg = _set_path(cfg, key.split("."), _parse_value(value) if isinstance(value, str) else value, "")
+        cfg = _set_path(cfg, key.split("."), _Text(value) if isinstance(value, str) else value, "")
     return cfg
 
 
@@ -411,12 +431,15 @@ def _split_override(text: str) -> tuple[str, str]:
 
 
 # ------------------------------------------------------------------------------------------ files
+CONFIG_SUFFIXES = (".toml", ".yaml", ".yml", ".json")  # .json: the resolved config.json saved beside outputs
+
+
 def _read_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     text = path.read_text()
-    if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
+    if path.suffix not in CONFIG_SUFFIXES:
         raise ConfigError(f"config file {path}: use .toml, .yaml/.yml or .json")
     try:
         if path.suffix == ".toml":
@@ -486,11 +509,11 @@ def get_preset(name: str) -> Config:
 
 def resolve_config(preset_or_config: str | Config | Path | None = None, overrides=None,
                    config_file: str | Path | None = None) -> Config:
-    """preset defaults → file → overrides, validated. A str ending in .toml/.yaml is read as a file."""
+    """preset defaults → file → overrides, validated. A str ending in .toml/.yaml/.yml/.json is read as a file."""
     if isinstance(preset_or_config, Config):
         cfg = preset_or_config
     elif isinstance(preset_or_config, Path) or (isinstance(preset_or_config, str)
-                                                and Path(preset_or_config).suffix in (".toml", ".yaml", ".yml")):
+                                                and Path(preset_or_config).suffix in CONFIG_SUFFIXES):
         cfg = merge_file(Config(), preset_or_config)
     else:
         cfg = get_preset(preset_or_config or DEFAULT_PRESET)
