@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,24 @@ from typing import Any
 import torch
 
 from ..errors import GeneralistBenchError
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # read once at import: os.umask can only be read by setting it
+    os.umask(mask)
+    return mask
+
+
+_NEW_FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions the written file gets: the replaced file's, else those of a file made by ``open``
+    (``mkstemp`` creates 0600 files, which would make cards and checkpoints unreadable to other users)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return _NEW_FILE_MODE
 
 
 def _fsync_dir(path: Path) -> None:
@@ -39,6 +58,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), _mode_for(path))
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
