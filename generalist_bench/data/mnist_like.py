@@ -61,16 +61,20 @@ def _to_raw(ds_cls, root: Path, source: str) -> RawData:
                    test.data.unsqueeze(1).contiguous(), test.targets.long(), source)
 
 
-def _load(ds_cls, folder: str, data_dir, download, debian_dir: Path | None, how_to_get: str) -> RawData:
+def _load(ds_cls, folder: str, data_dir, download, debian_dir: Path | None, how_to_get: str,
+          loose_gz: bool = False) -> RawData:
+    """``loose_gz``: also accept .gz IDX files straight in a root (the Debian package's layout). MNIST and
+    Fashion-MNIST files have the same names, so only one data set may claim them: Fashion-MNIST."""
     looked: list[str] = []
     for label, root in candidate_roots(data_dir):
         if _has_raw(root, folder):
             return _to_raw(ds_cls, root, f"{label}: {root / folder / 'raw'}")
         # gzipped IDX files straight in the folder, or in <folder>/raw: unpack into the cache
-        for src in (root, root / folder / "raw"):
+        for src in ((root,) if loose_gz else ()) + (root / folder / "raw",):
             if (unpacked := _unpack_gz(src, folder)) is not None:
                 return _to_raw(ds_cls, unpacked, f"{label}: {src} (unpacked into {unpacked})")
-        looked.append(f"{label}: {root / folder / 'raw'} (IDX files, .gz or unzipped) and {root} (.gz)")
+        looked.append(f"{label}: {root / folder / 'raw'} (IDX files, .gz or unzipped)"
+                      + (f" and {root} (.gz)" if loose_gz else ""))
     if debian_dir is not None:
         if (unpacked := _unpack_gz(debian_dir, folder)) is not None:
             return _to_raw(ds_cls, unpacked, f"Debian package: {debian_dir} (unpacked into {unpacked})")
@@ -94,7 +98,8 @@ def _load(ds_cls, folder: str, data_dir, download, debian_dir: Path | None, how_
 def load_fashion_mnist(data_dir=None, download=None, verify=True) -> RawData:
     return _load(torchvision.datasets.FashionMNIST, "FashionMNIST", data_dir, download, DEBIAN_FASHION_MNIST,
                  "`apt-get install dataset-fashion-mnist` (Debian), or put the four IDX files (.gz or unzipped) "
-                 "in <data_dir>/FashionMNIST/raw/, or allow the torchvision download on a connected machine.")
+                 "in <data_dir>/FashionMNIST/raw/ (or the .gz files in <data_dir>/), or allow the torchvision "
+                 "download on a connected machine.", loose_gz=True)
 
 
 def load_mnist(data_dir=None, download=None, verify=True) -> RawData:
