@@ -261,6 +261,21 @@ def test_mnist_from_raw_folder(isolated):
         load_dataset("fashion_mnist", "test", isolated / "d")
 
 
+def test_mnist_never_takes_loose_fashion_mnist_files(isolated, monkeypatch):
+    """Regression: .gz IDX files straight in a folder (the Debian package's layout, e.g. with
+    GENERALIST_BENCH_DATA=/usr/share/datasets/fashion-mnist) were also taken as MNIST, since both data sets use
+    the same file names: load_dataset("mnist") silently returned Fashion-MNIST. Only Fashion-MNIST claims them."""
+    files = make_idx(seed=5)
+    write_idx(isolated / "loose", files, gz=True)
+    monkeypatch.setenv("GENERALIST_BENCH_DATA", str(isolated / "loose"))
+    with pytest.raises(DataNotFoundError, match="MNIST not found") as e:
+        load_dataset("mnist", "test")
+    assert str(isolated / "loose" / "MNIST" / "raw") in str(e.value)
+    assert_matches_idx(load_dataset("fashion_mnist", "test"), files)
+    write_idx(isolated / "loose" / "MNIST" / "raw", files, gz=True)  # MNIST's own place: .gz files are fine there
+    assert_matches_idx(load_dataset("mnist", "test"), files)
+
+
 # ---------------------------------------------------------------------------------- CIFAR and SVHN
 def write_cifar10(root: Path) -> dict[str, np.ndarray]:
     d = root / "cifar-10-batches-py"
