@@ -40,3 +40,5 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     raise AttributeError(f"module 'generalist_bench' has no attribute {name!r}")
+
+from .zoo import robustbench_compat as _robustbench_compat  # noqa: E402,F401  (cheap: installs import hooks only)
