@@ -1,0 +1,26 @@
+"""Leaderboard: regenerated from the model cards (and a committed literature file) by
+``generalist-bench leaderboard``; see ``render.render_leaderboard``."""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "render_leaderboard": "generalist_bench.leaderboard.render",
+    "wilson_interval": "generalist_bench.leaderboard.stats",
+    "load_literature": "generalist_bench.leaderboard.rows",
+    "rows_from_zoo": "generalist_bench.leaderboard.rows",
+    "rows_from_literature": "generalist_bench.leaderboard.rows",
+    "group_rows": "generalist_bench.leaderboard.rows",
+    "Row": "generalist_bench.leaderboard.rows",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'generalist_bench.leaderboard' has no attribute {name!r}")

@@ -1,0 +1,28 @@
+"""``generalist-bench leaderboard [--model-dir model_zoo] [--out leaderboard]``: regenerate the leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-dir", default="model_zoo", help="zoo root with <dataset>/<threat>/<name>.json cards")
+    p.add_argument("--out", default="leaderboard", help="output folder (generated files are replaced)")
+    p.add_argument("--literature", default=None,
+                   help="literature rows file (default: the committed generalist_bench/leaderboard/literature.json)")
+    p.add_argument("--no-literature", action="store_true", help="only our rows")
+    p.add_argument("--skip-bad-cards", action="store_true",
+                   help="warn about unreadable cards instead of failing")
+    p.add_argument("--no-png", action="store_true", help="skip the matplotlib plots")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .render import render_leaderboard
+    from .rows import LITERATURE_PATH
+
+    literature = None if args.no_literature else (args.literature or LITERATURE_PATH)
+    files = render_leaderboard(args.model_dir, args.out, literature=literature, strict=not args.skip_bad_cards,
+                               png=not args.no_png)
+    tables = sorted({f.stem for f in files if f.suffix == ".csv"})
+    print(f"wrote {len(files)} files to {args.out}/ ({len(tables)} table(s): {', '.join(tables) or 'none'})")
+    return 0
