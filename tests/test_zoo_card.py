@@ -33,7 +33,7 @@ def test_make_card_fills_fields_from_config_and_evaluation(card):
     assert card.recipe["train"]["trainer"] == "generalist" and card.recipe["train"]["epochs"] == card.epochs
     assert "validation split" in card.selection_rule and "test set never used" in card.selection_rule
     assert set(card.evaluations) == {"autoattack", "paper"}
-    assert card.evaluations["autoattack"]["protocol"]["attacks"][0]["name"] == "apgd-ce"
+    assert card.evaluations["autoattack"]["protocol"]["attacks"][0]["name"] == "autoattack"
     assert card.commit == COMMIT and card.versions["pyautoattack"] == "0.2.0" and card.sha256 == ""
     assert not card.quick and isinstance(card.date, str)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from generalist_bench.config import get_preset
-from generalist_bench.zoo.card import ModelCard, format_eps, make_card
+from generalist_bench.zoo.card import ModelCard, make_card
 
 VERSIONS = {"generalist-bench": "0.1.0", "torch": "2.14.1", "torchvision": "0.29.1", "torchattacks": "3.5.1",
             "pyautoattack": "0.2.0", "robustbench": "1.1.1", "numpy": "2.4.6", "python": "3.11.7"}
@@ -26,19 +26,25 @@ def pct(k: int, n: int) -> float:
 
 def eval_result(dataset: str, eps: float, n: int, clean_k: int, per_attack_k: dict[str, int], *,
                 suite: str = "autoattack", seed: int = 0) -> dict:
-    """An ``EvalResult.to_dict()``-shaped dict; robust accuracy = the last (worst) per-attack count."""
-    attacks = [{"name": a, "params": {"version": "standard"} if suite == "autoattack" else {"steps": 20}}
-               for a in per_attack_k]
+    """Shaped like ``EvalResult.to_dict()``; robust accuracy = the smallest per-attack count."""
+    if suite == "autoattack":  # cumulative, one protocol entry for the whole standard AutoAttack
+        attacks = [{"name": "autoattack", "params": {"version": "standard", "components": list(per_attack_k)}}]
+        mode = "cumulative"
+    else:
+        attacks = [{"name": a, "params": {"steps": 20}} for a in per_attack_k]
+        mode = "individual"
     return {
-        "protocol": {"dataset": dataset, "split": "test", "n_examples": n, "norm": "Linf", "eps": eps,
-                     "eps_str": format_eps(eps), "suite": suite, "attacks": attacks, "seed": seed,
-                     "batch_size": 500, "versions": VERSIONS, "commit": COMMIT},
+        "protocol": {"suite": suite, "mode": mode, "dataset": dataset, "split": "test", "index_rule": "first_n",
+                     "sample_seed": None, "n_examples": n, "norm": "Linf", "eps": eps, "attacks": attacks,
+                     "seed": seed, "batch_size": 500, "device": "cpu", "versions": VERSIONS, "git_commit": COMMIT},
         "clean_acc": pct(clean_k, n),
         "robust_acc": pct(min(per_attack_k.values()), n),
         "per_attack": {a: pct(k, n) for a, k in per_attack_k.items()},
+        "per_attack_mode": mode,
         "n_examples": n,
-        "sanity": {"eps_respected": True, "in_range": True},
+        "sanity": {"ok": True, "violations": []},
         "wall_time_s": 123.0,
+        "format": "generalist_bench.eval_result/1",
     }
 
 

@@ -185,3 +185,33 @@ def test_zoo_cli(saved, capsys):
     pt.write_bytes(pt.read_bytes()[:-10])
     assert _zoo_cli("--model-dir", str(root), "verify") == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_card_from_a_real_evaluation(tmp_path):
+    """The harness's EvalResult goes into a card unchanged, survives the round trip and gives a leaderboard row."""
+    evaluation = pytest.importorskip("generalist_bench.evaluation")
+    from test_zoo_helpers import COMMIT, VERSIONS
+
+    from generalist_bench.config import get_preset
+    from generalist_bench.leaderboard.rows import rows_from_zoo
+    from generalist_bench.zoo.card import make_card
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sd = small_cnn_state("fashion_mnist")
+        model = model_for_dataset("small_cnn", "fashion_mnist")
+        model.load_state_dict(sd)
+        result = evaluation.evaluate(model.eval(), dataset="fashion_mnist", suite="quick", n_examples=16,
+                                     batch_size=16, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    card = make_card(get_preset("fmnist-smallcnn-standard"), {"quick": result}, command="pytest", hardware={},
+                     versions=VERSIONS, commit=COMMIT, quick=True)
+    assert card.primary_suite is None and card.autoattack_acc is None  # no AutoAttack run: no AA headline
+    assert card.evaluations["quick"] == json.loads(result.to_json())
+    _, js = save_to_zoo(sd, card, tmp_path)
+    assert ModelCard.load(js).evaluations == card.evaluations
+    (row,) = rows_from_zoo(tmp_path)
+    assert row.autoattack is None and row.quick
+    assert [n for n, _ in row.per_attack] == [f"quick/{a}" for a in result.per_attack]

@@ -78,35 +78,61 @@ def hardware_label(hw: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return short, detail
 
 
+def _attack_names(attacks: Any, suite: Any = None) -> str:
+    names = []
+    for a in attacks or []:
+        if not isinstance(a, Mapping):
+            names.append(str(a))
+            continue
+        params = a.get("params") or {}
+        comps = params.get("components") if isinstance(params, Mapping) else None
+        version = params.get("version") if isinstance(params, Mapping) else None
+        detail = (f"version {version}: " if version else "") + ", ".join(map(str, comps)) if comps else ""
+        if a.get("name") == suite and detail:
+            names.append(detail)
+        else:
+            names.append(f"{a.get('name', '?')}" + (f" [{detail}]" if detail else ""))
+    return ", ".join(names)
+
+
+def _sample_text(p: Mapping[str, Any], n: int) -> str:
+    split = p.get("split", "test")
+    if p.get("index_rule") == "random":
+        return f"{split} split, n = {n} points sampled at random (sample seed {p.get('sample_seed')})"
+    return f"{split} split, first n = {n} points"
+
+
 def _protocol_text(card: ModelCard) -> str:
     ev = card.primary_evaluation
     if ev is None:
         suites = ", ".join(card.evaluations) or "none"
-        return f"No AutoAttack evaluation in the card (suites: {suites})."
-    p = ev.get("protocol", {}) or {}
-    attacks = ", ".join(a.get("name", "?") if isinstance(a, Mapping) else str(a) for a in p.get("attacks", []) or [])
-    versions = p.get("versions") or card.versions or {}
-    libs = ", ".join(f"{k} {versions[k]}" for k in ("pyautoattack", "torchattacks", "torch") if versions.get(k))
-    eps = p.get("eps", card.eps)
-    eps_txt = format_eps(eps) if isinstance(eps, int | float) else str(eps)
-    parts = [f"Suite '{p.get('suite', card.primary_suite)}'" + (f" ({attacks})" if attacks else ""),
-             f"{p.get('norm', card.threat_model)} eps {eps_txt}",
-             f"{p.get('split', 'test')} split, first n = {ev['n_examples']} points"]
-    if p.get("seed") is not None:
-        parts.append(f"seed {p['seed']}")
-    if p.get("batch_size") is not None:
-        parts.append(f"batch {p['batch_size']}")
-    if libs:
-        parts.append(libs)
-    commit = p.get("commit") or card.commit
-    if commit:
-        parts.append(f"commit {commit[:12]}")
-    text = "; ".join(parts) + "."
+        text = f"No AutoAttack evaluation in the card (suites: {suites})."
+    else:
+        p = ev.get("protocol", {}) or {}
+        attacks = _attack_names(p.get("attacks"), p.get("suite"))
+        versions = p.get("versions") or card.versions or {}
+        libs = ", ".join(f"{k} {versions[k]}" for k in ("pyautoattack", "torchattacks", "torch") if versions.get(k))
+        eps = p.get("eps", card.eps)
+        eps_txt = format_eps(eps) if isinstance(eps, int | float) else str(eps)
+        mode = f", {p['mode']}" if p.get("mode") else ""
+        parts = [f"Suite '{p.get('suite', card.primary_suite)}'" + (f" ({attacks}{mode})" if attacks else ""),
+                 f"{p.get('norm', card.threat_model)} eps {eps_txt}", _sample_text(p, ev["n_examples"])]
+        if p.get("seed") is not None:
+            parts.append(f"seed {p['seed']}")
+        if p.get("batch_size") is not None:
+            parts.append(f"batch {p['batch_size']}")
+        if libs:
+            parts.append(libs)
+        commit = p.get("git_commit") or p.get("commit") or card.commit
+        if commit:
+            parts.append(f"commit {commit[:12]}")
+        text = "; ".join(parts) + "."
     for suite, other in card.evaluations.items():
         if suite == card.primary_suite:
             continue
         names = ", ".join(other["per_attack"]) or "no attacks"
-        text += f" Also suite '{suite}' ({names}) on the first n = {other['n_examples']} points."
+        sample = _sample_text(other.get("protocol") or {}, other["n_examples"])
+        text += f" Also suite '{suite}' ({names}; {other.get('per_attack_mode', 'individual')}) on the {sample}."
     return text
 
 
