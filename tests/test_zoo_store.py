@@ -215,3 +215,13 @@ def test_card_from_a_real_evaluation(tmp_path):
     (row,) = rows_from_zoo(tmp_path)
     assert row.autoattack is None and row.quick
     assert [n for n, _ in row.per_attack] == [f"quick/{a}" for a in result.per_attack]
+
+
+def test_zoo_cli_through_main_dispatcher(saved, capsys):
+    from generalist_bench.cli import main
+
+    root = saved[0]
+    assert main(["zoo", "--model-dir", str(root), "verify"]) == 0
+    assert "1 entry checked, 0 problem(s)" in capsys.readouterr().out
+    assert main(["zoo", "--model-dir", str(root), "show", "Missing"]) == 2
+    assert "unknown zoo model 'Missing'" in capsys.readouterr().err
