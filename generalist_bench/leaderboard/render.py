@@ -330,8 +330,9 @@ def to_readme(tables: dict[tuple[str, str, str], list[Row]], model_dir: str, lit
            "<!-- generated; do not edit by hand -->", "",
            "Generated from the model cards in the zoo and the literature file — never edited by hand. Regenerate with:",
            "", "```bash", REGENERATE, "```", "",
-           f"(here from `{model_dir}`" + (f" and `{literature}`" if literature else "") + "). `train_and_submit` "
-           "regenerates it after publishing a model.", "",
+           f"(here from `{model_dir}`" + (f" and `{literature}`" if literature else "") + "), or from Python "
+           "`generalist_bench.leaderboard.render_leaderboard(model_dir, out_dir)`; run it after publishing a model "
+           "to the zoo.", "",
            "Each table (one per data set, threat model and eps) comes as Markdown, CSV, a self-contained HTML page "
            "and a PNG plot of clean vs AutoAttack accuracy. Every row links to its model card (ours) or its source "
            "(literature).", "", SORT_NOTE, "", CI_NOTE, "", LIT_NOTE, "",

@@ -195,10 +195,6 @@ class ModelCard:
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------------------------------- views
-    @property
-    def filename_stem(self) -> str:
-        return self.model_id
-
     def relpath(self) -> Path:
         """``<dataset>/<threat_model>/<model_id>`` (no suffix), relative to the zoo root."""
         return Path(self.dataset) / self.threat_model / self.model_id
