@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     args = build_subparser(top.command).parse_args(top.args)
-    args.command, args.verbose = top.command, top.verbose
+    args.command, args.verbose, args._argv = top.command, top.verbose, list(top.args)
     try:
         return int(importlib.import_module(SUBCOMMANDS[top.command][0]).run(args) or 0)
     except GeneralistBenchError as e:
