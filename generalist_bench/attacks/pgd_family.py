@@ -1,9 +1,9 @@
-"""PGD-k and CW∞ as evaluation attacks: ``generalist_bench.attacks.PGD`` with per-sample seeded starts.
+"""PGD-k as an evaluation attack: ``generalist_bench.attacks.PGD`` with per-sample seeded starts.
 
 torchattacks has PGD, but its random start comes from torch's global generator (one draw for the whole batch),
 so a sample's start would depend on its batch. Our PGD is the same update (sign step, clip to the eps-ball,
 clip to [0, 1]; ``tests/test_attacks_eval.py`` pins bit-equality with ``torchattacks.PGD`` from the same start)
-with the start drawn per sample. CW∞ is PGD on the Carlini–Wagner margin (torchattacks has no CW∞).
+with the start drawn per sample.
 """
 
 from __future__ import annotations
@@ -45,11 +45,3 @@ class PGDAttack:
 def _pgd(*, norm: str, eps: float, num_classes: int, steps: int, step_size: float | None = None,
          start: str = "uniform") -> PGDAttack:
     return PGDAttack(norm=norm, eps=eps, steps=steps, step_size=step_size, start=start, name=f"pgd-{steps}")
-
-
-@register_attack("cw", norms=("Linf", "L2"), source="generalist_bench", aliases=("cw-inf", "cwinf", "cw-linf"),
-                 description="CW∞: PGD-20 on the Carlini–Wagner margin max_{j≠y} z_j − z_y, step eps/4, random start",
-                 randomness=_RANDOMNESS)
-def _cw(*, norm: str, eps: float, num_classes: int, steps: int = 20, step_size: float | None = None,
-        start: str = "uniform") -> PGDAttack:
-    return PGDAttack(norm=norm, eps=eps, steps=steps, step_size=step_size, loss="cw", start=start, name="cw")

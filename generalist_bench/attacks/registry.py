@@ -63,7 +63,7 @@ def register_attack(name: str, *, norms: tuple[str, ...], source: str, descripti
 
 
 def _ensure_registered() -> None:
-    from . import apgd, fab, fgsm, mim, pgd_family, square  # noqa: F401  (registration)
+    from . import apgd, cw, fab, fgsm, mim, pgd_family, square  # noqa: F401  (registration)
 
 
 def normalize_name(name: str) -> str:
