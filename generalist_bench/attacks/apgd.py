@@ -61,9 +61,9 @@ class _PerSampleStarts:
         if args or kwargs.get("best_loss") or kwargs.get("x_init") is not None or y is None:
             raise NotImplementedError("per-sample starts support perturb(x, y) only")
         idx = resolve_indices(self.row_indices, x)
-        with torch.no_grad():  # the points upstream's perturb attacks: those classified correctly
-            acc = self.model(x.detach().clone().float().to(self.device)).max(1)[1] == y.to(self.device)
-        self._active, self._calls = idx[acc.cpu()], 0
+        # the points upstream's perturb attacks: those classified correctly (same forward, same grad mode)
+        acc = self.model(x.detach().clone().float().to(self.device)).max(1)[1] == y.to(self.device)
+        self._active, self._calls = idx[acc.detach().cpu()], 0
         try:
             return super().perturb(x, y)
         finally:
@@ -118,7 +118,8 @@ class APGD:
                  seed: int = 0) -> torch.Tensor:
         atk = self.build(model, x.device, seed)
         atk.row_indices = indices
-        return atk.perturb(x, y).detach()
+        with torch.no_grad():  # as AutoAttack.run_standard_evaluation calls it (gradients: enable_grad inside)
+            return atk.perturb(x, y).detach()
 
     def params(self) -> dict[str, Any]:
         return {"impl": "pyautoattack.APGDAttack", "norm": self.norm, "eps": self.eps, "loss": self.loss,
@@ -148,7 +149,8 @@ class APGDT:
                  seed: int = 0) -> torch.Tensor:
         atk = self.build(model, x.device, seed)
         atk.row_indices = indices
-        return atk.perturb(x, y).detach()
+        with torch.no_grad():  # as AutoAttack.run_standard_evaluation calls it (gradients: enable_grad inside)
+            return atk.perturb(x, y).detach()
 
     def params(self) -> dict[str, Any]:
         return {"impl": "pyautoattack.APGDAttack_targeted", "norm": self.norm, "eps": self.eps, "loss": "dlr-targeted",

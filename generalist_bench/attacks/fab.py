@@ -30,7 +30,8 @@ class FABT:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, indices=None,
                  seed: int = 0) -> torch.Tensor:
-        return self.build(model, x.device, seed).perturb(x, y).detach()
+        with torch.no_grad():  # as AutoAttack.run_standard_evaluation calls it (gradients: enable_grad inside)
+            return self.build(model, x.device, seed).perturb(x, y).detach()
 
     def params(self) -> dict[str, Any]:
         return {"impl": "pyautoattack.FABAttack_PT", "norm": self.norm, "eps": self.eps, "targeted": True,

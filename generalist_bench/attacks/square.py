@@ -43,9 +43,8 @@ class SeededSquare(SquareAttack):
         if y is None or self.targeted or self.loss != "margin" or self.n_restarts != 1:
             raise NotImplementedError("SeededSquare supports the untargeted margin loss with one restart")
         idx = resolve_indices(self.row_indices, x)
-        with torch.no_grad():  # the points upstream's perturb attacks: those classified correctly
-            acc = self.predict(x).max(1)[1] == y
-        rows = idx[acc.cpu()].tolist()
+        acc = self.predict(x).max(1)[1] == y  # the points upstream's perturb attacks (same forward, same mode)
+        rows = idx[acc.detach().cpu()].tolist()
         self._gens = [torch.Generator().manual_seed(sample_seed(self.ps_seed, i, self.ps_tag)) for i in rows]
         self._active = torch.arange(len(rows))
         try:
@@ -88,7 +87,8 @@ class Square:
                  seed: int = 0) -> torch.Tensor:
         atk = self.build(model, x.device, seed)
         atk.row_indices = indices
-        return atk.perturb(x, y).detach()
+        with torch.no_grad():  # as AutoAttack.run_standard_evaluation calls it
+            return atk.perturb(x, y).detach()
 
     def params(self) -> dict[str, Any]:
         return {"impl": "pyautoattack.SquareAttack", "norm": self.norm, "eps": self.eps, "n_queries": self.n_queries,
