@@ -18,6 +18,15 @@ CHEAP = {"apgd-ce": {"n_iter": 10}, "apgd-dlr": {"n_iter": 10}, "apgd-t": {"n_it
 NAMES = ["fgsm", "pgd-5", "mim", "cw", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: two OpenMP threads on a busy 2-core machine spin-wait and run small batches ~50× slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def tiny_mlp(train, seed: int = 0) -> nn.Module:
     """A 784-64-10 MLP trained for two epochs on 6,000 training images (~1 s): cheap to attack 10⁴ times."""
     from generalist_bench.models import Normalize

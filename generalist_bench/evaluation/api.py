@@ -1,0 +1,321 @@
+"""``evaluate(model, ...) -> EvalResult`` and ``quick_eval(model, x, y, eps) -> (clean %, robust %)``.
+
+Protocol as RobustBench: the first ``n_examples`` points of the split (or a seeded random sample), the model in
+eval mode (restored afterwards), float32, a point counts as robust iff it is classified correctly clean and
+under the attack(s). Every random number an attack draws for a point comes from a generator seeded by
+(seed, the point's index in its split), so results do not depend on batch size, batch composition or
+sharding (up to floating-point kernel effects; see ``sanity.batch_invariance``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..attacks.registry import build_attack
+from ..errors import ConfigError, UnknownNameError
+from ..utils.env import git_commit, hardware, library_versions
+from .checks import autoattack_precheck, batch_invariance, capture_autoattack_warnings, square_check, validate_outputs
+from .engine import CountingModel, EvalState, Runner, prepared
+from .result import AA_COMPONENTS, IDENTITY_KEYS, EvalResult, compute_result, pct, report_violations
+from .suites import resolve_plan
+
+NORMS = ("Linf", "L2")
+INDEX_RULES = ("first_n", "random")
+LARGE_EPS = {"Linf": 0.5, "L2": 10.0}
+
+
+def normalize_norm(threat_model: Any) -> str:
+    key = str(getattr(threat_model, "value", threat_model)).strip().lower()
+    for n in NORMS:
+        if key == n.lower():
+            return n
+    raise UnknownNameError("threat model", str(threat_model), NORMS)
+
+
+def check_eps(eps: float, norm: str) -> float:
+    try:
+        eps = float(eps)
+    except (TypeError, ValueError):
+        raise ConfigError(f"eps must be a number, got {eps!r}") from None
+    if math.isnan(eps) or eps < 0:
+        raise ConfigError(f"eps must be ≥ 0, got {eps}")
+    if norm == "Linf" and eps > 1:
+        raise ConfigError(f"Linf eps must be ≤ 1 (pixel units of [0, 1] images), got {eps}")
+    if not math.isfinite(eps):
+        raise ConfigError(f"eps must be finite, got {eps}")
+    return eps
+
+
+def resolve_eps(eps: float | None, norm: str, dataset: str) -> float:
+    if eps is None:
+        if norm != "Linf":
+            raise ConfigError(f"{norm} evaluation needs an explicit eps (the data sets define a default for Linf only)")
+        from ..data import get_dataset_info
+
+        eps = get_dataset_info(dataset).default_eps_linf
+    return check_eps(eps, norm)
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """sha256 over the state dict (names, dtypes, shapes, values): a resumed run must attack the same weights."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        if torch.is_tensor(v):
+            t = v.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _check_model(model: nn.Module, device: torch.device) -> None:
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model must be a torch.nn.Module mapping [0,1] NCHW images to logits, got "
+                          f"{type(model).__name__}")
+    bad = sorted({str(t.dtype) for t in list(model.parameters()) + list(model.buffers())
+                  if t.is_floating_point() and t.dtype != torch.float32})
+    if bad:
+        raise ConfigError(f"evaluation runs in float32; the model has {', '.join(bad)} tensors (call model.float())")
+    devs = {t.device for t in model.parameters()}
+    if devs and devs != {device}:
+        raise ConfigError(f"the model is on {', '.join(sorted(map(str, devs)))} but device={str(device)!r}; "
+                          "move it with model.to(device)")
+
+
+def select_indices(n_total: int, n_examples: int | None, rule: str, sample_seed: int) -> torch.Tensor:
+    if rule not in INDEX_RULES:
+        raise UnknownNameError("index rule", rule, INDEX_RULES)
+    n = n_total if n_examples is None else min(int(n_examples), n_total)
+    if n < 1:
+        raise ConfigError(f"n_examples must be ≥ 1, got {n_examples}")
+    if rule == "first_n":
+        return torch.arange(n)
+    perm = torch.randperm(n_total, generator=torch.Generator().manual_seed(int(sample_seed)))
+    return perm[:n].sort().values
+
+
+def shard_block(n: int, shard: Sequence[int] | None) -> slice:
+    """The k-th of K contiguous blocks of ``range(n)`` (sizes differ by at most one)."""
+    if shard is None:
+        return slice(0, n)
+    try:
+        k, count = (int(v) for v in shard)
+    except (TypeError, ValueError):
+        raise ConfigError(f"shard must be (k, K) with 0 ≤ k < K, got {shard!r}") from None
+    if not 0 <= k < count:
+        raise ConfigError(f"shard must be (k, K) with 0 ≤ k < K, got {shard!r}")
+    if count > n:
+        raise ConfigError(f"cannot split {n} points into {count} shards")
+    return slice(k * n // count, (k + 1) * n // count)
+
+
+def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str = "Linf", eps: float | None = None,
+             suite: str = "autoattack", n_examples: int | None = 1000, batch_size: int = 500, seed: int = 0,
+             split: str = "test", data_dir: str | Path | None = None, attacks: str | Sequence[Any] | None = None,
+             state_path: str | Path | None = None, shard: Sequence[int] | None = None, progress: bool = True,
+             device: str | torch.device = "cpu", *, attack_params: Mapping[str, Mapping[str, Any]] | None = None,
+             index_rule: str = "first_n", sample_seed: int | None = None, check_eps0: bool = False,
+             check_large_eps: bool = False, strict: bool = False,
+             callback: Callable[[dict[str, Any]], None] | None = None) -> EvalResult:
+    """Evaluate ``model`` (any ``nn.Module`` mapping [0,1] NCHW pixels to logits) under a suite of attacks.
+
+    suite: ``autoattack`` (official standard AutoAttack, cumulative), ``paper`` or ``quick``; or ``attacks``: a
+        comma-separated string or list of attack names (``(name, params)`` pairs allowed), reported individually.
+    eps: None → the data set's default Linf eps; required for L2.
+    n_examples: the first n points of ``split`` (``index_rule="random"``: a random sample seeded by
+        ``sample_seed``, default ``seed``); None → all.
+    state_path: JSON file the per-sample results are saved to after every batch; if it exists (same
+        arguments), the run resumes from it.
+    shard: ``(k, K)`` evaluates the k-th of K contiguous blocks of the selected points; combine the K results
+        with ``merge_results``.
+    attack_params: ``{attack: {param: value}}`` overrides (the suite is then reported as ``<suite>-custom``).
+    check_eps0 / check_large_eps: extra sanity runs (PGD at eps 0 must leave clean accuracy; at eps 0.5 Linf it
+        must bring accuracy to ~0). strict: raise ``SanityCheckError`` instead of warning on a violated invariant.
+    callback: called with a dict after every attacked batch.
+    """
+    from ..data import get_dataset_info, load_dataset
+
+    t_start = time.perf_counter()
+    norm = normalize_norm(threat_model)
+    info = get_dataset_info(dataset)
+    eps = resolve_eps(eps, norm, info.name)
+    if int(batch_size) < 1:
+        raise ConfigError(f"batch_size must be ≥ 1, got {batch_size}")
+    batch_size, seed = int(batch_size), int(seed)
+    device = torch.device(device)
+    _check_model(model, device)
+    plan = resolve_plan(suite, attacks, norm=norm, eps=eps, num_classes=info.num_classes, attack_params=attack_params)
+
+    data = load_dataset(info.name, split, data_dir)
+    s_seed = seed if sample_seed is None else int(sample_seed)
+    sel = select_indices(len(data), n_examples, index_rule, s_seed)
+    n_total = len(sel)
+    sel = sel[shard_block(n_total, shard)]
+    x, y = data.x[sel], data.y[sel]
+    split_indices = data.indices[sel]  # indices into the split (seeds are drawn from these)
+
+    protocol: dict[str, Any] = {
+        "suite": plan.suite, "mode": plan.mode, "dataset": info.name, "split": split, "data_source": data.source,
+        "index_rule": index_rule, "sample_seed": s_seed if index_rule == "random" else None,
+        "n_examples": n_total, "shard": None if shard is None else [int(v) for v in shard],
+        "norm": norm, "eps": eps, "attacks": list(plan.protocol_attacks), "skipped_attacks": list(plan.skipped),
+        "seed": seed, "batch_size": batch_size, "device": str(device), "dtype": "float32",
+        "model_class": type(model).__name__, "model_sha256": model_fingerprint(model), "exact": True,
+        "robust_definition": "a point is robust iff it is classified correctly clean and under the attack(s)",
+        "per_attack_accuracy": ("cumulative: robust accuracy after each attack, attacks run in order on the "
+                                "still-robust points (official AutoAttack reporting)") if plan.mode == "cumulative"
+        else "individual: each attack run on every correctly classified point",
+        "per_sample_seeding": ("every random number an attack draws for a point comes from a generator seeded by "
+                               "(seed, the point's index in its split, attack); see each attack's 'randomness'"),
+        "determinism": ("a point's result does not depend on batch size, batch composition, resumption or "
+                        "sharding, up to floating-point differences of batch-size-dependent kernels (see "
+                        "sanity.batch_invariance); with the same batch size and no interruption the batches "
+                        "are exactly pyautoattack's"),
+    }
+    versions = library_versions()
+    key = {k: protocol[k] for k in IDENTITY_KEYS}
+    key.update({"shard": protocol["shard"], "batch_size": batch_size,
+                "versions": {k: versions.get(k) for k in ("torch", "torchattacks", "pyautoattack")}})
+    state = EvalState.load_or_new(state_path, key, split_indices, plan.atoms)
+    state.sessions += 1
+    counting = CountingModel(model)
+    run_violations: list[str] = []
+    sanity_extra: dict[str, Any] = {}
+
+    captured = None
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(prepared(model))
+            stack.enter_context(torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]))
+            captured = stack.enter_context(capture_autoattack_warnings())
+            m = min(batch_size, len(y))
+            x0, y0 = x[:m].to(device), y[:m].to(device)
+            validate_outputs(model, x0, info.num_classes, info.name)
+            if "aa_precheck" not in state.extra:
+                autoattack_precheck(model, x0, y0, plan.atoms, min(9, info.num_classes - 1))
+                state.extra["aa_precheck"] = True
+                state.extra["batch_invariance"] = batch_invariance(model, x0)
+            runner = Runner(counting, x, y, state, attacks=plan.attacks, seed=seed, batch_size=batch_size,
+                            device=device, norm=norm, eps=eps, progress=progress, callback=callback)
+            runner.run(plan.mode, plan.entries, plan.atoms, AA_COMPONENTS)
+            if check_eps0 and "eps0" not in state.extra:
+                state.extra["eps0"] = _eps_check(counting, x, y, state.clean, norm, 0.0, batch_size, device, seed)
+            if check_large_eps and "large_eps" not in state.extra:
+                state.extra["large_eps"] = _eps_check(counting, x, y, state.clean, norm, LARGE_EPS[norm], batch_size,
+                                                      device, seed)
+            if plan.mode == "cumulative" or "autoattack" in plan.entries:
+                # pyautoattack's Square success-rate check on the cumulative accuracies
+                square_check(_cumulative(state, plan.atoms if plan.mode == "cumulative" else AA_COMPONENTS))
+    finally:
+        if captured is not None:
+            for msg, c in captured.messages.items():
+                state.aa_messages[msg] = state.aa_messages.get(msg, 0) + c
+        state.elapsed_s += time.perf_counter() - t_start
+        state.save()
+
+    for name, st in state.atoms.items():
+        p = st.perturbation
+        if p.get("n_outside_ball") or p.get("n_outside_box") or p.get("n_nonfinite"):
+            run_violations.append(f"{name}: {p['n_outside_ball']} adversarial example(s) outside the {norm} ball of "
+                                  f"radius {eps:g} (+1e-6), {p['n_outside_box']} outside [0, 1], "
+                                  f"{p['n_nonfinite']} not finite")
+    bad_mode = sum(int(s.stats.get("train_mode_forwards", 0)) for s in state.atoms.values())
+    if bad_mode:
+        run_violations.append(f"{bad_mode} forward pass(es) ran with the model in train mode")
+    for check in (state.extra.get("eps0"), state.extra.get("large_eps")):
+        if check and not check["ok"]:
+            run_violations.append(check["message"])
+    sanity_extra.update({
+        "run_violations": run_violations,
+        "autoattack_checks": [{"message": k, "count": v} for k, v in state.aa_messages.items()],
+        "perturbation": {a: dict(s.perturbation) for a, s in state.atoms.items()},
+        "batch_invariance": state.extra.get("batch_invariance"),
+    })
+    for k in ("eps0", "large_eps"):
+        if k in state.extra:
+            sanity_extra[k] = state.extra[k]
+    stats = {"clean": dict(state.clean_stats)}
+    stats.update({a: dict(s.stats) for a, s in state.atoms.items()})
+    protocol.update({"versions": versions, "git_commit": git_commit(), "hardware": hardware(),
+                     "sessions": state.sessions})
+    atoms = {a: (s.done, s.robust) for a, s in state.atoms.items()}
+    result = compute_result(protocol, split_indices, state.clean, atoms, stats, sanity_extra, state.elapsed_s)
+    report_violations(result, strict)
+    return result
+
+
+def _cumulative(state: EvalState, names: Sequence[str]) -> dict[str, float]:
+    n = len(state.clean)
+    cur = state.clean.clone()
+    out = {"clean": pct(int(cur.sum()), n)}
+    for c in names:
+        cur = cur & state.atoms[c].robust
+        out[c] = pct(int(cur.sum()), n)
+    return out
+
+
+def _eps_check(model: nn.Module, x, y, clean: torch.Tensor, norm: str, eps: float, batch_size: int, device,
+               seed: int) -> dict[str, Any]:
+    """PGD-10 (step eps/4) at eps 0 must keep exactly the clean flags; at a large eps it must fool (almost) all."""
+    attack = build_attack("pgd-10", norm=norm, eps=eps)
+    robust = torch.zeros(len(y), dtype=torch.bool)
+    for b in range(0, len(y), batch_size):
+        xb, yb = x[b:b + batch_size].to(device), y[b:b + batch_size].to(device)
+        xa = attack(model, xb, yb, indices=torch.arange(b, b + len(yb)), seed=seed)
+        with torch.no_grad():
+            robust[b:b + len(yb)] = (model(xa).max(1)[1] == yb).cpu()
+    robust &= clean
+    acc = pct(int(robust.sum()), len(y))
+    if eps == 0:
+        ok = bool(torch.equal(robust, clean))
+        msg = "" if ok else f"PGD at eps=0 changed {int((robust != clean).sum())} prediction(s): robust ≠ clean"
+    else:
+        ok = acc <= 5.0
+        msg = "" if ok else (f"PGD-10 at {norm} eps={eps:g} leaves {acc:.2f}% accuracy (expected ~0): gradient "
+                             "masking, or a model/attack problem")
+    return {"eps": eps, "attack": "pgd-10", "robust_acc": acc, "ok": ok, "message": msg}
+
+
+def quick_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "Linf", steps: int = 20,
+               step_size: float | None = None, seed: int = 0, *, indices: torch.Tensor | None = None,
+               batch_size: int = 500) -> tuple[float, float]:
+    """Clean and PGD-``steps`` accuracy in PERCENT (0–100), model in eval mode (restored afterwards).
+
+    PGD: step ``step_size`` (default eps/4), uniform random start drawn per sample from (seed, index) with
+    ``indices`` (default 0..n-1), exactly as the ``quick`` suite's ``pgd-20``; a point counts as robust iff it is
+    classified correctly clean and adversarially.
+    """
+    norm = normalize_norm(norm)
+    eps = check_eps(eps, norm)
+    n = len(y)
+    if n == 0:
+        raise ConfigError("quick_eval needs at least one point")
+    idx = torch.arange(n) if indices is None else torch.as_tensor(indices)
+    attack = None
+    if steps > 0 and eps > 0:
+        attack = build_attack(f"pgd-{int(steps)}", norm=norm, eps=eps,
+                              params=None if step_size is None else {"step_size": float(step_size)})
+    clean = robust = 0
+    dev = next((p.device for p in model.parameters()), x.device)
+    with prepared(model), torch.random.fork_rng(devices=[] if dev.type == "cpu" else [dev]):
+        for b in range(0, n, batch_size):
+            xb, yb = x[b:b + batch_size].to(dev), y[b:b + batch_size].to(dev)
+            with torch.no_grad():
+                ok = model(xb).max(1)[1] == yb
+            clean += int(ok.sum())
+            if attack is None:
+                robust += int(ok.sum())
+                continue
+            xa = attack(model, xb, yb, indices=idx[b:b + batch_size], seed=seed)
+            with torch.no_grad():
+                robust += int((ok & (model(xa).max(1)[1] == yb)).sum())
+    return pct(clean, n), pct(robust, n)
