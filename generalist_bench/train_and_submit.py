@@ -1,0 +1,156 @@
+"""``python -m generalist_bench.train_and_submit``: the one entry that walks the whole flow.
+
+data → train (each requested trainer, resuming what exists, model selection on the validation split)
+→ evaluate the selected model on the TEST split (official AutoAttack on the first n points, clean and
+PGD-20 on the whole test set) → publish checkpoint + model card into ``model_zoo/`` → regenerate
+``leaderboard/``.
+
+``--quick`` is a small profile (a training subset, 2 epochs, AutoAttack on 100 test points) that
+finishes in about 15 minutes on a 2-core CPU. Its cards and leaderboard rows are labelled quick, stored
+under ``<name>_quick``, and never overwrite a full entry. The full profile uses the presets as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config, list_presets, resolve_config
+from .errors import ConfigError, UnknownNameError
+
+DEFAULT_FAMILY = "fmnist-smallcnn"
+ALL_TRAINERS = ("standard", "pgd_at", "trades", "generalist")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much work one submission does. Numbers are images, epochs and test points."""
+
+    name: str
+    overrides: tuple[str, ...]
+    aa_n_examples: int            # AutoAttack on the first n test points
+    quick_n_examples: int | None  # clean + PGD-20 on the first n test points (None: all)
+    eval_batch_size: int = 500
+
+
+FULL = Profile("full", (), aa_n_examples=1000, quick_n_examples=None)
+QUICK = Profile("quick", ("data.train_subset=5000", "train.epochs=2", "train.selection.n_val=500"),
+                aa_n_examples=100, quick_n_examples=2000)
+
+
+def presets_for(family_or_preset: str, trainers: list[str]) -> list[str]:
+    """``fmnist-smallcnn`` + trainers → preset names; a full preset name stands for itself."""
+    presets = list_presets()
+    if family_or_preset in presets:
+        return [family_or_preset]
+    names = [f"{family_or_preset}-{t}" for t in trainers]
+    missing = [n for n in names if n not in presets]
+    if missing:
+        families = sorted({p.rsplit("-", 1)[0] for p in presets if p.rsplit("-", 1)[1] in ALL_TRAINERS})
+        raise UnknownNameError("preset family", family_or_preset, families + presets)
+    return names
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default=DEFAULT_FAMILY,
+                   help=f"a preset family (default {DEFAULT_FAMILY}: one preset per trainer, "
+                        "<family>-<trainer>) or one full preset name")
+    p.add_argument("--trainers", default=",".join(ALL_TRAINERS),
+                   help=f"comma list of trainers to train and submit (default: {','.join(ALL_TRAINERS)})")
+    p.add_argument("--quick", action="store_true", help="the quick profile (≈15 min on 2 CPU cores), labelled quick")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra config override applied to every trainer (repeatable)")
+    p.add_argument("--n-examples", type=int, default=None, help="AutoAttack test points (default: the profile's)")
+    p.add_argument("--model-dir", default="model_zoo", help="zoo directory (default model_zoo)")
+    p.add_argument("--leaderboard-dir", default="leaderboard", help="leaderboard directory (default leaderboard)")
+    p.add_argument("--runs-dir", default="runs", help="training runs and evaluation states (default runs)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _evaluate(model, cfg: Config, suite: str, n: int | None, out_dir: Path, profile: Profile, progress: bool):
+    from .evaluation.api import evaluate
+
+    state = out_dir / f"eval_{suite}_n{n if n is not None else 'all'}.state.json"
+    result = evaluate(model, dataset=cfg.data.dataset, threat_model=cfg.threat.norm, eps=cfg.threat.eps, suite=suite,
+                      n_examples=n, batch_size=profile.eval_batch_size, seed=0, split="test",
+                      data_dir=cfg.data.data_dir, state_path=state, progress=progress)
+    from .utils.io import atomic_write_text
+
+    atomic_write_text(out_dir / f"eval_{suite}.json", result.to_json())
+    return result
+
+
+def submit_one(preset: str, profile: Profile, args: argparse.Namespace, command: str) -> dict:
+    from .leaderboard.render import render_leaderboard  # noqa: F401  (fail early if missing)
+    from .trainers.engine import Engine
+    from .zoo.card import make_card
+    from .zoo.store import save_to_zoo
+
+    cfg = resolve_config(preset, [*profile.overrides, *args.overrides])
+    out_dir = Path(args.runs_dir) / profile.name / cfg.name / f"seed{cfg.train.seed}"
+    progress = not args.no_progress
+    t0 = time.perf_counter()
+    print(f"== {cfg.name} ({profile.name}): training into {out_dir}", file=sys.stderr, flush=True)
+    result = Engine(cfg, out_dir, resume=True, progress=progress).run()
+    n_aa = args.n_examples if args.n_examples is not None else profile.aa_n_examples
+    print(f"== {cfg.name}: AutoAttack (standard) on the first {n_aa} test points", file=sys.stderr, flush=True)
+    aa = _evaluate(result.model, cfg, "autoattack", n_aa, out_dir, profile, progress)
+    print(f"== {cfg.name}: clean + PGD-20 on {profile.quick_n_examples or 'all'} test points", file=sys.stderr,
+          flush=True)
+    quick = _evaluate(result.model, cfg, "quick", profile.quick_n_examples, out_dir, profile, progress)
+    summary = result.summary
+    card = make_card(cfg, {"autoattack": aa, "quick": quick},
+                     chosen_epoch=summary["selection"]["chosen_epoch"],
+                     train_wall_time_s=summary["train_wall_time_s"], hardware=summary["hardware"],
+                     command=command, quick=profile.name == "quick",
+                     footnote=("quick profile: " + ", ".join(profile.overrides)) if profile.name == "quick" else None)
+    pt, js = save_to_zoo(result.model.state_dict(), card, args.model_dir)
+    row = {"model_id": js.stem, "trainer": cfg.train.trainer, "clean_acc": aa.clean_acc,
+           "autoattack_acc": aa.robust_acc,
+           "n_examples": n_aa, "pgd20_acc_full": quick.robust_acc, "clean_acc_full": quick.clean_acc,
+           "chosen_epoch": summary["selection"]["chosen_epoch"], "card": str(js), "checkpoint": str(pt),
+           "seconds": time.perf_counter() - t0}
+    print(f"== {cfg.name}: clean {aa.clean_acc:.2f}%  AutoAttack {aa.robust_acc:.2f}% (n={n_aa}) → {js}",
+          file=sys.stderr, flush=True)
+    return row
+
+
+def run(args: argparse.Namespace) -> int:
+    from .leaderboard.render import render_leaderboard
+
+    trainers = [t.strip() for t in args.trainers.split(",") if t.strip()]
+    for t in trainers:
+        if t not in ALL_TRAINERS:
+            raise UnknownNameError("trainer", t, ALL_TRAINERS)
+    if not trainers:
+        raise ConfigError("--trainers is empty")
+    profile = QUICK if args.quick else FULL
+    presets = presets_for(args.preset, trainers)
+    command = shlex.join(["python", "-m", "generalist_bench.train_and_submit", *args._argv])
+    rows = [submit_one(p, profile, args, command) for p in presets]
+    written = render_leaderboard(args.model_dir, args.leaderboard_dir)
+    print("\nmodel                                    clean    AutoAttack  (n)   epoch  card")
+    for r in rows:
+        print(f"{r['model_id']:<40} {r['clean_acc']:6.2f}%  {r['autoattack_acc']:6.2f}%  ({r['n_examples']})  "
+              f"{r['chosen_epoch']!s:>3}    {r['card']}")
+    print(f"\nleaderboard regenerated: {', '.join(str(p) for p in written[:4])}{' …' if len(written) > 4 else ''}")
+    from .utils.io import atomic_write_json
+
+    atomic_write_json(Path(args.runs_dir) / profile.name / "last_submission.json", {"profile": profile.name,
+                                                                                   "command": command, "rows": rows})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .cli import main as cli_main
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return cli_main(["submit", *argv])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

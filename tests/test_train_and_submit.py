@@ -1,0 +1,70 @@
+"""train_and_submit end to end on a tiny subset: train → evaluate (official AutoAttack) → zoo → leaderboard."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from generalist_bench import train_and_submit as tas
+from generalist_bench.cli import main
+
+TINY = tas.Profile("quick", ("data.train_subset=256", "train.epochs=1", "train.batch_size=64",
+                             "train.selection.n_val=64", "train.selection.attack_steps=2",
+                             "train.learners.0.attack.steps=2", "train.learners.0.attack.step_size=0.05"),
+                   aa_n_examples=8, quick_n_examples=64, eval_batch_size=8)
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    monkeypatch.setattr(tas, "QUICK", TINY)
+    d = {k: tmp_path / k for k in ("zoo", "lb", "runs")}
+    return d
+
+
+def _argv(d, *extra):
+    return ["submit", "--quick", "--trainers", "standard,pgd_at", "--model-dir", str(d["zoo"]),
+            "--leaderboard-dir", str(d["lb"]), "--runs-dir", str(d["runs"]), "--no-progress", *extra]
+
+
+def test_quick_submission_end_to_end(dirs, capsys):
+    assert main(_argv(dirs)) == 0
+    cards = sorted((dirs["zoo"] / "fashion_mnist" / "Linf").glob("*.json"))
+    assert [c.stem for c in cards] == ["fmnist-smallcnn-pgd_at_seed0_quick", "fmnist-smallcnn-standard_seed0_quick"]
+    card = json.loads(cards[0].read_text())
+    assert card["quick"] is True and card["trainer"] == "pgd_at"
+    aa = card["evaluations"]["autoattack"]
+    assert aa["protocol"]["suite"] == "autoattack" and aa["n_examples"] == 8
+    assert card["autoattack_acc"] == aa["robust_acc"] <= card["clean_acc"]
+    assert card["chosen_epoch"] == 1 and "validation" in card["selection_rule"]
+    assert "generalist_bench.train_and_submit" in card["command"] and "--quick" in card["command"]
+    # the zoo model loads, sha256-verified, and reproduces its card's clean accuracy on the same points
+    from generalist_bench import load_model
+    from generalist_bench.data import load_dataset
+
+    model = load_model("fmnist-smallcnn-pgd_at_seed0_quick", dataset="fashion_mnist", model_dir=dirs["zoo"])
+    x, y = load_dataset("fashion_mnist", "test").subset(8)
+    with torch.no_grad():
+        acc = 100.0 * (model(x).argmax(1) == y).float().mean().item()
+    assert acc == pytest.approx(card["clean_acc"])
+    md = list(dirs["lb"].rglob("*.md"))
+    assert any("fmnist-smallcnn-pgd_at_seed0_quick" in p.read_text() for p in md)
+    assert list(dirs["lb"].rglob("*.png")) and list(dirs["lb"].rglob("*.html"))
+    out = capsys.readouterr().out
+    assert "AutoAttack" in out and "leaderboard regenerated" in out
+
+    # a second submission resumes: no retraining (the checkpoint is complete) and the same numbers
+    ck = dirs["runs"] / "quick" / "fmnist-smallcnn-pgd_at" / "seed0" / "checkpoint.pt"
+    before = ck.stat().st_mtime_ns
+    assert main(_argv(dirs)) == 0
+    assert ck.stat().st_mtime_ns == before
+    again = json.loads(cards[0].read_text())
+    assert again["autoattack_acc"] == card["autoattack_acc"] and again["sha256"] == card["sha256"]
+
+
+def test_unknown_trainer_or_family_is_one_clear_error(dirs, capsys):
+    assert main(["submit", "--trainers", "nope", "--runs-dir", str(dirs["runs"])]) == 2
+    assert "unknown trainer 'nope'" in capsys.readouterr().err
+    assert main(["submit", "--preset", "nope", "--runs-dir", str(dirs["runs"])]) == 2
+    assert "fmnist-smallcnn" in capsys.readouterr().err
