@@ -421,14 +421,16 @@ def test_violated_invariant_is_loud(mlp):
         def params(self):
             return {}
 
-    if "test-cheat" not in _ATTACKS:
-        register_attack("test-cheat", norms=("Linf",), source="tests", description="", randomness="none")(
-            lambda **kw: Cheat())
-    with pytest.warns(RuntimeWarning, match="outside the Linf ball"):
-        r = evaluate(mlp, eps=EPS, attacks="test-cheat", n_examples=8, batch_size=8, progress=False)
-    assert not r.sanity["ok"] and r.sanity["perturbation"]["test-cheat"]["n_outside_ball"] > 0
-    with pytest.raises(SanityCheckError, match="outside the Linf ball"):
-        evaluate(mlp, eps=EPS, attacks="test-cheat", n_examples=8, batch_size=8, progress=False, strict=True)
+    register_attack("test-cheat", norms=("Linf",), source="tests", description="", randomness="none")(
+        lambda **kw: Cheat())
+    try:
+        with pytest.warns(RuntimeWarning, match="outside the Linf ball"):
+            r = evaluate(mlp, eps=EPS, attacks="test-cheat", n_examples=8, batch_size=8, progress=False)
+        assert not r.sanity["ok"] and r.sanity["perturbation"]["test-cheat"]["n_outside_ball"] > 0
+        with pytest.raises(SanityCheckError, match="outside the Linf ball"):
+            evaluate(mlp, eps=EPS, attacks="test-cheat", n_examples=8, batch_size=8, progress=False, strict=True)
+    finally:
+        del _ATTACKS["test-cheat"]
 
 
 def test_half_precision_model_is_refused(mlp):

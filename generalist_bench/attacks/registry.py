@@ -102,7 +102,8 @@ def build_attack(name: str, *, norm: str, eps: float, num_classes: int = 10,
     kw = dict(params or {})
     m = _PGD_RE.match(info.name)
     if m:
-        kw.setdefault("steps", int(m.group(1)))
+        if kw.setdefault("steps", int(m.group(1))) != int(m.group(1)):
+            raise ConfigError(f"attack {info.name!r} has {m.group(1)} steps by name; got steps={kw['steps']}")
     try:
         attack = info.builder(norm=norm, eps=float(eps), num_classes=int(num_classes), **kw)
     except TypeError as e:  # an unknown parameter name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,7 +81,15 @@ def autoattack_precheck(model: nn.Module, x: torch.Tensor, y: torch.Tensor, atom
     logger = logging.getLogger(AA_LOGGER)
     checks.check_randomized(model, x, y, bs=len(x), logger=logger)
     n_cls = checks.check_range_output(model, x, logger=logger)
-    checks.check_dynamic(model, x, False, logger=logger)
+    # upstream's counters are module globals never reset (one dynamic model would flag every later one), and
+    # it ends with sys.settrace(None), which would switch off a debugger's or coverage's tracer
+    for k in checks.funcs:
+        checks.funcs[k] = 0
+    tracer = sys.gettrace()
+    try:
+        checks.check_dynamic(model, x, False, logger=logger)
+    finally:
+        sys.settrace(tracer)
     checks.check_n_classes(n_cls, list(atoms), n_target_classes, n_target_classes, logger=logger)
     return n_cls
 

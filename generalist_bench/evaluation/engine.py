@@ -175,8 +175,8 @@ class Progress:
         self.done += k
         self.robust -= fooled
         if self.bar is not None:
+            self.bar.set_postfix_str(self._postfix(), refresh=False)
             self.bar.update(k)
-            self.bar.set_postfix_str(self._postfix())
         elif self.enabled:
             print(f"[eval] {self.name}: {self.done}/{self.total} attacked, {self._postfix()}", file=sys.stderr,
                   flush=True)
