@@ -72,9 +72,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(model, cfg: Config, suite: str, n: int | None, out_dir: Path, profile: Profile, progress: bool):
-    from .evaluation.api import evaluate
+    from .evaluation.api import evaluate, model_fingerprint
 
-    state = out_dir / f"eval_{suite}_n{n if n is not None else 'all'}.state.json"
+    # the state file is keyed by the model's weights: a retrained model never meets a stale state
+    state = out_dir / f"eval_{suite}_n{n if n is not None else 'all'}_{model_fingerprint(model)[:12]}.state.json"
     result = evaluate(model, dataset=cfg.data.dataset, threat_model=cfg.threat.norm, eps=cfg.threat.eps, suite=suite,
                       n_examples=n, batch_size=profile.eval_batch_size, seed=0, split="test",
                       data_dir=cfg.data.data_dir, state_path=state, progress=progress)

@@ -65,7 +65,7 @@ def test_overrides_dotted_keys_indices_fractions_bools():
     assert cfg.data.train_subset == 1000
     # everything else is unchanged, and so is the original
     assert cfg.train.learners[0].optim.momentum == base.train.learners[0].optim.momentum
-    assert base.train.epochs == 12 and base.threat.eps == 0.1
+    assert base.train.epochs == 8 and base.threat.eps == 0.1
     assert cfg.validate() is cfg
 
 

@@ -293,3 +293,15 @@ def test_bf16_autocast_runs(tmp_path):
 
 def test_epoch_seed_streams_differ():
     assert engine_mod.epoch_seed(0, 1, 0) != engine_mod.epoch_seed(0, 1, 1) != engine_mod.epoch_seed(0, 2, 1)
+
+
+@pytest.mark.parametrize("preset", ["cifar10-resnet18-generalist", "cifar10-wrn34-generalist",
+                                    "fmnist-smallcnn-generalist"])
+def test_presets_redistribute_before_the_natural_learner_is_mixed_in(preset):
+    cfg = get_preset(preset)
+    E, merge, learners = cfg.train.epochs, cfg.train.merge, cfg.train.learners
+    epochs = redistribution_epochs(merge, E)
+    first_mixed = min(e for e in range(1, E + 1) if mixing_weights(learners, e, E)[0] > 0)
+    assert epochs and epochs[0] < first_mixed
+    if preset.startswith("cifar10"):
+        assert epochs == list(range(75, 121, 5))  # the reference's epochs, at their boundaries

@@ -11,8 +11,11 @@ from generalist_bench.config import get_preset
 from generalist_bench.trainers import Engine
 from generalist_bench.trainers.validation import validate
 
-COMMON = ["data.train_subset=6000", "train.epochs=3", "train.batch_size=128", "train.selection.n_val=200",
+COMMON = ["data.train_subset=4000", "train.epochs=6", "train.batch_size=128", "train.selection.n_val=200",
           "train.selection.attack_steps=5", "train.selection.criterion=last"]
+# A flat lr for every trainer: with the paper's decaying schedule squeezed into 6 epochs the natural learner
+# cannot move after its first redistribution, and the comparison would test the schedule, not the method.
+FLAT_LR = [[0.0, 1.0], [1.0, 1.0]]
 
 
 def _attack(cfg, i: int):
@@ -25,9 +28,10 @@ def trained(tmp_path_factory, fmnist_test):
     for trainer in ("standard", "pgd_at", "generalist"):
         cfg = get_preset(f"fmnist-smallcnn-{trainer}").with_overrides(COMMON)
         for i in range(len(cfg.train.learners)):
-            cfg = cfg.with_overrides(_attack(cfg, i))
+            cfg = cfg.with_overrides(_attack(cfg, i)).with_overrides({f"train.learners.{i}.optim.lr_schedule": FLAT_LR})
         if trainer == "generalist":
-            cfg = cfg.with_overrides(["train.merge.warmup_epochs=1", "train.merge.redistribute_every=1"])
+            # redistribution at the ends of epochs 4, 5, 6; the natural learner's weight leaves 0 in epoch 5
+            cfg = cfg.with_overrides(["train.merge.warmup_epochs=3", "train.merge.redistribute_every=1"])
         res = Engine(cfg.validate(), tmp_path_factory.mktemp(trainer), progress=False).run()
         torch.manual_seed(0)
         out[trainer] = validate(res.model, fmnist_test.x[:1000], fmnist_test.y[:1000], eps=0.1, norm="Linf",
@@ -42,4 +46,4 @@ def test_pgd_at_beats_standard_on_pgd_accuracy(trained):
 def test_generalist_global_learner_is_cleaner_than_pgd_at(trained):
     assert trained["generalist"]["val_clean"] > trained["pgd_at"]["val_clean"], trained
     # and it keeps robustness that standard training does not have
-    assert trained["generalist"]["val_robust"] > trained["standard"]["val_robust"] + 5.0, trained
+    assert trained["generalist"]["val_robust"] > trained["standard"]["val_robust"] + 10.0, trained

@@ -7,11 +7,14 @@ import torch.nn.functional as F
 
 
 def cw_margin(logits: torch.Tensor, y: torch.Tensor, kappa: float = 0.0) -> torch.Tensor:
-    """Per-sample CW margin max_{j≠y} z_j − z_y, clamped at −kappa (higher = more adversarial)."""
+    """Per-sample CW margin max_{j≠y} z_j − z_y, capped at ``kappa`` (higher = more adversarial).
+
+    The cap stops pushing a point once it is misclassified with confidence ``kappa``; below it the gradient
+    is that of the margin, so correctly classified points are attacked."""
     onehot = F.one_hot(y, logits.shape[1]).bool()
     correct = logits[onehot]
     other = logits.masked_fill(onehot, float("-inf")).amax(dim=1)
-    return torch.clamp(other - correct, min=-kappa)
+    return torch.clamp(other - correct, max=kappa)
 
 
 def attack_loss(name: str, logits: torch.Tensor, y: torch.Tensor, clean_logits: torch.Tensor | None = None):

@@ -21,10 +21,11 @@ def validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, 
     with model_mode(model, False):
         for i in range(0, len(y), batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-            clean += int(_correct(model, xb, yb).sum())
+            ok = _correct(model, xb, yb)
+            clean += int(ok.sum())
             if steps > 0 and eps > 0:
                 xa = attack(model, xb, yb, indices=torch.arange(i, i + len(yb)), seed=seed)
-                robust += int(_correct(model, xa, yb).sum())
+                robust += int((ok & _correct(model, xa, yb)).sum())  # robust = correct on clean and attacked
     n = len(y)
     out = {"val_clean": 100.0 * clean / n}
     if steps > 0 and eps > 0:
