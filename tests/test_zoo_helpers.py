@@ -51,7 +51,8 @@ def eval_result(dataset: str, eps: float, n: int, clean_k: int, per_attack_k: di
 def fmnist_card(trainer: str, clean_k: int, aa_k: tuple[int, int, int, int], *, n: int = 1000, quick: bool = False,
                 wall: float = 1800.0, date: str = "2026-11-20T10:00:00+00:00", extra_suite: bool = False,
                 **kw) -> ModelCard:
-    cfg = get_preset(f"fmnist-smallcnn-{trainer}")
+    # epochs pinned: the golden files must not change when a preset's budget does
+    cfg = get_preset(f"fmnist-smallcnn-{trainer}").with_overrides(["train.epochs=12"])
     evals = {"autoattack": eval_result("fashion_mnist", 0.1, n, clean_k, dict(zip(AA_ATTACKS, aa_k, strict=True)))}
     if extra_suite:
         evals["paper"] = eval_result("fashion_mnist", 0.1, n, clean_k, {"pgd-20": aa_k[0] + 12, "cw": aa_k[0] + 5},

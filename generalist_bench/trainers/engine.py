@@ -274,6 +274,12 @@ class Engine:
             atomic_write_json(self.out_dir / "config.json", cfg.to_dict())
         barrier(self.dist)
         sel = t.selection
+        epoch_bar = None
+        if self.progress and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            epoch_bar = tqdm(total=t.epochs, initial=self.start_epoch - 1, desc=cfg.name, unit="epoch",
+                             dynamic_ncols=True)
         for epoch in range(self.start_epoch, t.epochs + 1):
             rec = self._train_epoch(epoch)
             if epoch % sel.every == 0 or epoch == t.epochs:
@@ -296,8 +302,16 @@ class Engine:
                 vals = " ".join(f"{k}={rec[k]:.2f}" for k in ("val_clean", "val_robust") if k in rec)
                 losses = " ".join(f"{k}={v:.4f}" for k, v in rec["train"].items() if k.endswith("/loss"))
                 eta = (t.epochs - epoch) * (self.elapsed / max(len(self.history), 1))
-                print(f"[{cfg.name}] epoch {epoch}/{t.epochs} {losses} {vals} {rec['img_per_s']:.0f} img/s "
-                      f"elapsed {self.elapsed / 60:.1f} min eta {eta / 60:.1f} min", file=sys.stderr, flush=True)
+                line = (f"[{cfg.name}] epoch {epoch}/{t.epochs} {losses} {vals} {rec['img_per_s']:.0f} img/s "
+                        f"elapsed {self.elapsed / 60:.1f} min eta {eta / 60:.1f} min")
+                if epoch_bar is not None:
+                    epoch_bar.write(line)
+                    epoch_bar.set_postfix({k: f"{rec[k]:.1f}" for k in ("val_clean", "val_robust") if k in rec})
+                    epoch_bar.update()
+                else:
+                    print(line, file=sys.stderr, flush=True)
+        if epoch_bar is not None:
+            epoch_bar.close()
         barrier(self.dist)
         return self._result()
 
