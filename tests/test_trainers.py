@@ -305,3 +305,20 @@ def test_presets_redistribute_before_the_natural_learner_is_mixed_in(preset):
     assert epochs and epochs[0] < first_mixed
     if preset.startswith("cifar10"):
         assert epochs == list(range(75, 121, 5))  # the reference's epochs, at their boundaries
+
+
+def test_multinorm_generalist_trains_from_the_config_file_alone(tmp_path):
+    from pathlib import Path
+
+    from generalist_bench.config import resolve_config
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "fmnist-multinorm-generalist.toml"
+    cfg = resolve_config(path, [*TINY, "train.epochs=2", "train.merge.warmup_epochs=1"]
+                         + [f"train.learners.{i}.attack.steps=1" for i in (1, 2)])
+    assert [(ln.name, ln.attack.norm) for ln in cfg.train.learners] == [("natural", None), ("linf", "Linf"),
+                                                                          ("l2", "L2")]
+    res = Engine(cfg, tmp_path, progress=False).run()
+    last = res.history[-1]
+    assert set(last["gamma"]) == {"natural", "linf", "l2"} and sum(last["gamma"].values()) == pytest.approx(1.0)
+    assert {"natural/loss", "linf/loss", "l2/loss"} <= set(last["train"])
+    assert [h["redistributed"] for h in res.history] == [False, True]
