@@ -31,12 +31,43 @@ def time_epoch(spec: str, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def train_and_score(spec: str, n: int, epochs: int, n_test: int) -> tuple[float, float, float]:
+    """Train ``spec`` for ``epochs`` on ``n`` images; clean and PGD-20 accuracy (%) on the first ``n_test`` test
+    points (fp32 evaluation), and the training img/s."""
+    import tempfile
+
+    from .data import load_dataset
+    from .trainers.validation import validate
+
+    preset, *ov = spec.split("+")
+    cfg = get_preset(preset).with_overrides([f"data.train_subset={n}", f"train.epochs={epochs}",
+                                             "train.selection.criterion=last", "train.selection.n_val=200", *ov])
+    with tempfile.TemporaryDirectory() as tmp:
+        res = Engine(cfg, tmp, progress=False).run()
+    x, y = load_dataset(cfg.data.dataset, "test").subset(n_test)
+    m = validate(res.model.float(), x, y, eps=cfg.threat.eps, norm=cfg.threat.norm, steps=20, seed=0)
+    rate = sum(h["img_per_s"] for h in res.history) / len(res.history)
+    return m["val_clean"], m["val_robust"], rate
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m generalist_bench.bench_train", description=__doc__)
     p.add_argument("specs", nargs="*", default=list(DEFAULT), help="PRESET[+key=value...] (default: %(default)s)")
     p.add_argument("--images", type=int, default=2560, help="training images per timed epoch")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--accuracy", action="store_true", help="instead: train each spec for --epochs on --images "
+                   "images and report test clean / PGD-20 accuracy on the first --n-test points")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--n-test", type=int, default=1000)
     args = p.parse_args(argv)
+    if args.accuracy:
+        print(f"| run | clean % | PGD-20 % | train img/s |  ({args.images} images, {args.epochs} epochs, "
+              f"first {args.n_test} test points)")
+        print("|---|---:|---:|---:|")
+        for s in args.specs:
+            clean, robust, rate = train_and_score(s, args.images, args.epochs, args.n_test)
+            print(f"| {s} | {clean:.1f} | {robust:.1f} | {rate:.0f} |", flush=True)
+        return 0
     rates: dict[str, list[float]] = {s: [] for s in args.specs}
     for _ in range(args.repeats):
         for s in args.specs:

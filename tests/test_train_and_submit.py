@@ -13,7 +13,7 @@ from generalist_bench.cli import main
 TINY = tas.Profile("quick", ("data.train_subset=256", "train.epochs=1", "train.batch_size=64",
                              "train.selection.n_val=64", "train.selection.attack_steps=2",
                              "train.learners.0.attack.steps=2", "train.learners.0.attack.step_size=0.05"),
-                   aa_n_examples=8, quick_n_examples=64, eval_batch_size=8)
+                   aa_n_examples=8, quick_n_examples=64, eval_batch_size=8, flat_lr=True, generalist_warmup=0)
 
 
 @pytest.fixture
@@ -61,6 +61,18 @@ def test_quick_submission_end_to_end(dirs, capsys):
     assert ck.stat().st_mtime_ns == before
     again = json.loads(cards[0].read_text())
     assert again["autoattack_acc"] == card["autoattack_acc"] and again["sha256"] == card["sha256"]
+
+
+def test_quick_profile_adjusts_every_trainer():
+    from generalist_bench.config import get_preset
+
+    for trainer in tas.ALL_TRAINERS:
+        cfg = tas.QUICK.apply(get_preset(f"fmnist-smallcnn-{trainer}")).validate()
+        assert cfg.train.epochs == 3 and cfg.data.train_subset == 5000
+        assert all(ln.optim.lr_schedule == ((0.0, 1.0), (1.0, 1.0)) for ln in cfg.train.learners)
+        if trainer == "generalist":
+            assert cfg.train.merge.warmup_epochs == 1
+    assert "constant lr" in tas.QUICK.describe()
 
 
 def test_unknown_trainer_or_family_is_one_clear_error(dirs, capsys):
