@@ -117,7 +117,9 @@ def _cifar(arch: str, short: str, trainer: str, adv_wd: float, merge_mode: str =
     suffix = "-reference" if merge_mode == "reference" else ""
     return Config(
         name=f"cifar10-{short}-{trainer}{suffix}",
-        description=f"the Generalist paper's {arch} recipe (GPU budget: 120 epochs) for {trainer}",
+        description=f"the Generalist paper's {arch} recipe (GPU budget: 120 epochs) for {trainer}"
+        + ("; note: the reference code's WRN-32-10 branch uses lr 0.1 → 0.01 → 0.005 (not this schedule)"
+           if arch.startswith("wrn") else ""),
         data=DataConfig(dataset="cifar10", val_size=5000),
         model=ModelConfig(arch=arch),
         threat=ThreatModel(norm="Linf", eps=8 / 255),

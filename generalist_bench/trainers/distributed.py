@@ -39,9 +39,26 @@ def init_distributed() -> DistInfo:
 def all_reduce_mean(values: list[float], info: DistInfo) -> list[float]:
     if not info.enabled:
         return values
-    t = torch.tensor(values, dtype=torch.float64)
+    device = f"cuda:{info.local_rank}" if info.backend == "nccl" else "cpu"
+    t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return (t / info.world_size).tolist()
+
+
+def average_float_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Average floating buffers (BatchNorm running statistics) across ranks, so every rank merges the same
+    global learner (DDP broadcasts buffers only at the start of a forward pass)."""
+    if not info.enabled:
+        return
+    bufs = [b for b in module.buffers() if b.is_floating_point()]
+    if bufs:
+        flat = torch.cat([b.reshape(-1) for b in bufs])
+        dist.all_reduce(flat)
+        flat /= info.world_size
+        offset = 0
+        for b in bufs:
+            b.copy_(flat[offset:offset + b.numel()].view_as(b))
+            offset += b.numel()
 
 
 def barrier(info: DistInfo) -> None:

@@ -33,7 +33,7 @@ from ..utils.env import git_commit, hardware, library_versions
 from ..utils.io import atomic_torch_save, atomic_write_json, atomic_write_text
 from .amp import amp_context, grad_scaler
 from .augment import augment
-from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed
+from .distributed import DistInfo, all_reduce_mean, average_float_buffers, barrier, init_distributed
 from .generalist import GlobalLearner, epoch_redistributes, iteration_redistributes, mixing_weights
 from .objectives import build_objective
 from .validation import score, validate
@@ -133,6 +133,8 @@ class Engine:
         self.best: dict | None = None
         self.elapsed = 0.0
         self.start_epoch = 1
+        self.last_decay = None
+        self.best_state: dict | None = None
 
     @property
     def trained_model(self) -> nn.Module:
@@ -149,6 +151,8 @@ class Engine:
             "merge": self.merge.state_dict() if self.merge is not None else None,
             "history": self.history,
             "best": self.best,
+            "best_state": self.best_state,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "elapsed_s": self.elapsed,
         }
 
@@ -170,6 +174,11 @@ class Engine:
         if self.merge is not None:
             self.merge.load_state_dict(ck["merge"])
         self.history, self.best, self.elapsed = ck["history"], ck["best"], float(ck["elapsed_s"])
+        self.best_state = ck.get("best_state")
+        if self.scaler is not None and ck.get("scaler"):
+            self.scaler.load_state_dict(ck["scaler"])
+        if self.best_state is not None and self.dist.is_primary:  # best.pt always matches the checkpoint
+            atomic_torch_save(self.best_state, self.best_path)
         self.start_epoch = int(ck["epoch"]) + 1
 
     def _save(self, epoch: int) -> None:
@@ -190,8 +199,9 @@ class Engine:
     def _train_epoch(self, epoch: int) -> dict:
         cfg, t = self.cfg, self.cfg.train
         E = t.epochs
-        torch.manual_seed(epoch_seed(t.seed, epoch, 0))          # dropout
-        gen = torch.Generator().manual_seed(epoch_seed(t.seed, epoch, 1))  # augmentation and attack starts
+        r = 2 * self.dist.rank  # each rank its own streams; rank 0 = a single-process run
+        torch.manual_seed(epoch_seed(t.seed, epoch, r))                     # dropout
+        gen = torch.Generator().manual_seed(epoch_seed(t.seed, epoch, r + 1))  # augmentation and attack starts
         self.sampler.set_epoch(epoch)
         order = torch.tensor(list(self.sampler), dtype=torch.long)
         lrs = self._lrs(epoch)
@@ -233,7 +243,9 @@ class Engine:
                     key = f"{ln.name}/{k}"
                     sums[key] = sums.get(key, 0.0) + float(v.detach())
             if self.merge is not None:
-                self.merge.update([ln.model for ln in self.learners], gammas)
+                for ln in self.learners:
+                    average_float_buffers(ln.model, self.dist)
+                self.last_decay = self.merge.update([ln.model for ln in self.learners], gammas)
                 if per_iter:
                     self.merge.redistribute([ln.model for ln in self.learners], [ln.optimizer for ln in self.learners])
             if bar is not None:
@@ -254,7 +266,7 @@ class Engine:
                "img_per_s": len(order) * self.dist.world_size / seconds}
         if self.merge is not None:
             rec["gamma"] = dict(zip([ln.name for ln in self.learners], gammas, strict=True))
-            rec["ema_decay"] = self.merge.decay()
+            rec["ema_decay"] = self.last_decay  # the decay of the epoch's last merge step
             rec["redistributed"] = "every iteration" if per_iter else redistributed
         del cfg
         return rec
@@ -292,12 +304,13 @@ class Engine:
                 if self.best is None or s > self.best["score"]:
                     self.best = {"epoch": epoch, "score": s, "criterion": sel.criterion,
                                  **{k: rec[k] for k in ("val_clean", "val_robust") if k in rec}}
-                    if self.dist.is_primary:
-                        atomic_torch_save(self.trained_model.state_dict(), self.best_path)
+                    self.best_state = {k: v.detach().clone() for k, v in self.trained_model.state_dict().items()}
             self.elapsed += rec["train_seconds"] + rec.get("val_seconds", 0.0)
             rec["elapsed_s"] = self.elapsed
             self.history.append(rec)
-            self._save(epoch)
+            self._save(epoch)  # the checkpoint (with the best state) first, then best.pt from it
+            if self.dist.is_primary and self.best is not None and self.best["epoch"] == epoch:
+                atomic_torch_save(self.best_state, self.best_path)
             if self.dist.is_primary:
                 vals = " ".join(f"{k}={rec[k]:.2f}" for k in ("val_clean", "val_robust") if k in rec)
                 losses = " ".join(f"{k}={v:.4f}" for k, v in rec["train"].items() if k.endswith("/loss"))
@@ -333,7 +346,7 @@ class Engine:
             if self.history else None,
             "train_wall_time_s": self.elapsed,
             "img_per_s_mean": (sum(h["img_per_s"] for h in self.history) / len(self.history)) if self.history else None,
-            "n_train": len(self.y) * self.dist.world_size if self.dist.enabled else len(self.y),
+            "n_train": len(self.y),
             "data_source": self.data_source,
             "world_size": self.dist.world_size,
             "hardware": hardware(),
