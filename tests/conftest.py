@@ -64,3 +64,37 @@ def clean_small_cnn(fmnist_train):
 def robust_small_cnn(fmnist_train):
     """SmallCNN, PGD-3 adversarial training (eps 0.1), 2 epochs on 6,000 images: some robust points survive."""
     return _train_small_cnn(fmnist_train.x[:6000], fmnist_train.y[:6000], epochs=2, adversarial=True)
+
+
+def tiny_mlp(train, seed: int = 0):
+    """A 784-64-10 MLP trained for two epochs on 6,000 training images (~1 s): cheap to attack 10⁴ times."""
+    from torch import nn
+
+    from generalist_bench.models import Normalize
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(Normalize((0.5,), (0.5,)), nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(2):
+        for i in range(0, 6000, 128):
+            loss = F.cross_entropy(model(train.x[i:i + 128]), train.y[i:i + 128])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def mlp(fmnist_train):
+    """A fresh tiny MLP per test module (tests may change its mode or wrap it)."""
+    return tiny_mlp(fmnist_train)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module: on a shared 2-core machine two OpenMP threads spin-wait for each other
+    and small attack batches run up to 50× slower (measured: 500 s vs 10 s for one AutoAttack run of the MLP)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -15,7 +15,6 @@ import re
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from generalist_bench.errors import CheckpointError, ConfigError, ModelOutputError, UnknownNameError
 from generalist_bench.evaluation import EvalResult, evaluate, merge_results, quick_eval
@@ -25,34 +24,8 @@ N = 32
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads spin-wait for each other and small
-    attack batches run up to 50× slower (measured: 500 s vs 10 s for one AutoAttack run of the MLP)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(old)
-
-
-def tiny_mlp(train, seed: int = 0) -> nn.Module:
-    """A 784-64-10 MLP trained for two epochs on 6,000 training images (~1 s)."""
-    from generalist_bench.models import Normalize
-
-    torch.manual_seed(seed)
-    model = nn.Sequential(Normalize((0.5,), (0.5,)), nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    for _ in range(2):
-        for i in range(0, 6000, 128):
-            loss = F.cross_entropy(model(train.x[i:i + 128]), train.y[i:i + 128])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def mlp(fmnist_train):
-    return tiny_mlp(fmnist_train)
 
 
 @pytest.fixture(scope="module")
