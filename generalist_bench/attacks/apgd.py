@@ -50,6 +50,20 @@ def apgd_start(attack: APGDAttack, x: torch.Tensor, indices, seed: int, tag: str
     return x + attack.eps * torch.ones_like(x).detach() * attack.normalize(t)
 
 
+IMPLS = {"pyautoattack": "pyautoattack.{}",
+         "compact": "generalist_bench compacting loop over pyautoattack.{} (same per-point arithmetic; settled "
+                    "points leave the batch; all targets of a point in one batch)"}
+
+
+def check_impl(impl: str) -> str:
+    """``pyautoattack``: upstream's loops as published; ``compact``: ``attacks.compact`` (identical robust flags)."""
+    if impl not in IMPLS:
+        from ..errors import UnknownNameError
+
+        raise UnknownNameError("AutoAttack implementation", str(impl), IMPLS)
+    return impl
+
+
 class _PerSampleStarts:
     """Mixin for pyautoattack's APGD classes. Set ``row_indices``, ``ps_seed`` and ``ps_tag`` before ``perturb``."""
 
@@ -102,10 +116,11 @@ class APGD:
     """APGD on CE or DLR, AutoAttack's standard settings (100 iterations, 1 restart, rho 0.75)."""
 
     def __init__(self, *, norm: str, eps: float, loss: str = "ce", n_iter: int = 100, n_restarts: int = 1,
-                 rho: float = 0.75, eot_iter: int = 1):
+                 rho: float = 0.75, eot_iter: int = 1, impl: str = "compact"):
         self.name = f"apgd-{loss}"
         self.norm, self.eps, self.loss = norm, eps, loss
         self.n_iter, self.n_restarts, self.rho, self.eot_iter = n_iter, n_restarts, rho, eot_iter
+        self.impl = check_impl(impl)
 
     def build(self, model: nn.Module, device, seed: int) -> SeededAPGD:
         atk = SeededAPGD(model, n_iter=self.n_iter, norm=self.norm, n_restarts=self.n_restarts, eps=self.eps,
@@ -119,10 +134,14 @@ class APGD:
         atk = self.build(model, x.device, seed)
         atk.row_indices = indices
         with torch.no_grad():  # as AutoAttack.run_standard_evaluation calls it (gradients: enable_grad inside)
+            if self.impl == "compact":
+                from .compact import apgd_perturb
+
+                return apgd_perturb(atk, x, y, indices, seed, self.name).detach()
             return atk.perturb(x, y).detach()
 
     def params(self) -> dict[str, Any]:
-        return {"impl": "pyautoattack.APGDAttack", "norm": self.norm, "eps": self.eps, "loss": self.loss,
+        return {"impl": IMPLS[self.impl].format("APGDAttack"), "norm": self.norm, "eps": self.eps, "loss": self.loss,
                 "n_iter": self.n_iter, "n_restarts": self.n_restarts, "rho": self.rho, "eot_iter": self.eot_iter,
                 "randomness": RANDOMNESS}
 
@@ -131,8 +150,9 @@ class APGDT:
     """APGD on the targeted DLR loss, AutoAttack's standard settings (9 target classes, 100 iterations)."""
 
     def __init__(self, *, norm: str, eps: float, num_classes: int = 10, n_target_classes: int | None = None,
-                 n_iter: int = 100, n_restarts: int = 1, rho: float = 0.75, eot_iter: int = 1):
+                 n_iter: int = 100, n_restarts: int = 1, rho: float = 0.75, eot_iter: int = 1, impl: str = "compact"):
         self.name = "apgd-t"
+        self.impl = check_impl(impl)
         self.norm, self.eps, self.n_iter, self.n_restarts, self.rho, self.eot_iter = (norm, eps, n_iter, n_restarts,
                                                                                       rho, eot_iter)
         self.n_target_classes = min(9, num_classes - 1) if n_target_classes is None else n_target_classes
@@ -150,10 +170,14 @@ class APGDT:
         atk = self.build(model, x.device, seed)
         atk.row_indices = indices
         with torch.no_grad():  # as AutoAttack.run_standard_evaluation calls it (gradients: enable_grad inside)
+            if self.impl == "compact":
+                from .compact import apgd_perturb
+
+                return apgd_perturb(atk, x, y, indices, seed, self.name).detach()
             return atk.perturb(x, y).detach()
 
     def params(self) -> dict[str, Any]:
-        return {"impl": "pyautoattack.APGDAttack_targeted", "norm": self.norm, "eps": self.eps, "loss": "dlr-targeted",
+        return {"impl": IMPLS[self.impl].format("APGDAttack_targeted"), "norm": self.norm, "eps": self.eps, "loss": "dlr-targeted",
                 "n_iter": self.n_iter, "n_restarts": self.n_restarts, "n_target_classes": self.n_target_classes,
                 "rho": self.rho, "eot_iter": self.eot_iter, "randomness": RANDOMNESS}
 

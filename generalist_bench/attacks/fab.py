@@ -12,13 +12,16 @@ import torch
 import torch.nn as nn
 from pyautoattack.fab_pt import FABAttack_PT
 
+from .apgd import IMPLS, check_impl
 from .registry import register_attack
 
 
 class FABT:
     def __init__(self, *, norm: str, eps: float, num_classes: int = 10, n_target_classes: int | None = None,
-                 n_iter: int = 100, alpha_max: float = 0.1, eta: float = 1.05, beta: float = 0.9):
+                 n_iter: int = 100, alpha_max: float = 0.1, eta: float = 1.05, beta: float = 0.9,
+                 impl: str = "compact"):
         self.name = "fab-t"
+        self.impl = check_impl(impl)
         self.norm, self.eps, self.n_iter, self.alpha_max, self.eta, self.beta = norm, eps, n_iter, alpha_max, eta, beta
         self.n_target_classes = min(9, num_classes - 1) if n_target_classes is None else n_target_classes
 
@@ -30,11 +33,16 @@ class FABT:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, indices=None,
                  seed: int = 0) -> torch.Tensor:
+        atk = self.build(model, x.device, seed)
         with torch.no_grad():  # as AutoAttack.run_standard_evaluation calls it (gradients: enable_grad inside)
-            return self.build(model, x.device, seed).perturb(x, y).detach()
+            if self.impl == "compact":
+                from .compact import fab_targeted_perturb
+
+                return fab_targeted_perturb(atk, x, y).detach()
+            return atk.perturb(x, y).detach()
 
     def params(self) -> dict[str, Any]:
-        return {"impl": "pyautoattack.FABAttack_PT", "norm": self.norm, "eps": self.eps, "targeted": True,
+        return {"impl": IMPLS[self.impl].format("FABAttack_PT"), "norm": self.norm, "eps": self.eps, "targeted": True,
                 "n_restarts": 1, "n_iter": self.n_iter, "n_target_classes": self.n_target_classes,
                 "alpha_max": self.alpha_max, "eta": self.eta, "beta": self.beta,
                 "randomness": "none (one restart: no random start)"}

@@ -21,6 +21,7 @@ from ..errors import ConfigError, UnknownNameError
 from .result import AA_COMPONENTS
 
 PSEUDO = ("natural", "autoattack")
+IMPL_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t")  # components with a compact and an upstream loop
 _PSEUDO_ALIASES = {"clean": "natural", "nat": "natural", "aa": "autoattack", "auto-attack": "autoattack"}
 
 
@@ -81,6 +82,12 @@ def canonical(name: str) -> str:
         raise UnknownNameError("attack", str(name), valid_attack_names()) from None
 
 
+def _changes(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Overrides that change what an attack computes (``impl`` only picks the code that computes it)."""
+    out = {a: {k: v for k, v in p.items() if k != "impl"} for a, p in overrides.items()}
+    return {a: p for a, p in out.items() if p}
+
+
 @dataclass(frozen=True)
 class Plan:
     suite: str
@@ -103,9 +110,12 @@ def _parse_entry(item: Any) -> tuple[str, dict[str, Any]]:
 
 
 def resolve_plan(suite: str | None, attacks: str | Sequence[Any] | None, *, norm: str, eps: float,
-                 num_classes: int, attack_params: Mapping[str, Mapping[str, Any]] | None = None) -> Plan:
+                 num_classes: int, attack_params: Mapping[str, Mapping[str, Any]] | None = None,
+                 impl: str = "compact") -> Plan:
     """The suite (or explicit attack list) as a plan. ``attack_params`` overrides an attack's defaults by name
-    (a suite with overridden parameters is renamed ``<suite>-custom``)."""
+    (a suite with overridden parameters is renamed ``<suite>-custom``). ``impl`` picks the implementation of the
+    AutoAttack components that have two (``compact`` or ``pyautoattack``; an ``impl`` in attack_params wins);
+    it is not a parameter change: the suite keeps its name."""
     overrides: dict[str, dict[str, Any]] = {canonical(k): dict(v) for k, v in (attack_params or {}).items()}
     skipped: list[str] = []
     if attacks is not None:
@@ -128,7 +138,7 @@ def resolve_plan(suite: str | None, attacks: str | Sequence[Any] | None, *, norm
         mode, entries = info.mode, info.attacks(norm)
         if suite_name == "paper" and norm != "Linf":
             skipped.append("mim (torchattacks' MI-FGSM is Linf-only)")
-        if overrides:
+        if _changes(overrides):
             suite_name += "-custom"
     atoms: list[str] = []
     for e in entries:
@@ -138,13 +148,19 @@ def resolve_plan(suite: str | None, attacks: str | Sequence[Any] | None, *, norm
     unused = set(overrides) - set(atoms)
     if unused:
         raise ConfigError(f"attack_params for attack(s) not in the plan: {', '.join(sorted(unused))}")
-    built = {a: build_attack(a, norm=norm, eps=eps, num_classes=num_classes, params=overrides.get(a)) for a in atoms}
+    def params_for(a: str) -> dict[str, Any] | None:
+        p = overrides.get(a)
+        if a in IMPL_ATTACKS and (p is None or "impl" not in p):
+            p = {**(p or {}), "impl": impl}
+        return p
+
+    built = {a: build_attack(a, norm=norm, eps=eps, num_classes=num_classes, params=params_for(a)) for a in atoms}
     proto = []
     for e in entries:
         if e == "natural":
             proto.append({"name": e, "params": {}})
         elif e == "autoattack":
-            version = "custom" if any(c in overrides for c in AA_COMPONENTS) else "standard"
+            version = "custom" if any(c in _changes(overrides) for c in AA_COMPONENTS) else "standard"
             proto.append({"name": e, "params": {"version": version, "components": list(AA_COMPONENTS),
                                                 "component_params": {c: built[c].params() for c in AA_COMPONENTS}}})
         else:

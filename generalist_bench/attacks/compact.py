@@ -1,0 +1,316 @@
+"""Compacting AutoAttack components: the same per-point arithmetic as pyautoattack, without the wasted work.
+
+Official AutoAttack spends most of its time on work that cannot change a point's robust flag:
+
+- APGD keeps attacking a point for all 100 iterations after it has been misclassified (it only looks for a
+  later misclassified iterate to return), although everything APGD does is per point — the step size, its
+  halving schedule and the checkpoints count iterations, not the batch;
+- APGD-T and FAB-T run their 9 target classes one after another, re-entering Python for each; every run is
+  per point too, so the 9 runs of a point can go in one batch (one loop of 100 iterations instead of 9);
+- FAB keeps shrinking a perturbation once it is inside the eps-ball (it is a minimum-norm attack), while
+  AutoAttack only asks whether such a perturbation exists.
+
+Here a point leaves the batch as soon as its flag is settled: APGD drops a row at the first iteration whose
+prediction is wrong (upstream's ``acc`` can never become true again); FAB drops a row as soon as it holds an
+adversarial example within eps (upstream counts the point as fooled whatever happens afterwards); and once
+one target of a point succeeds its other targets' rows go too (upstream would never attack the point with
+them). The rows that stay go through exactly upstream's operations, in upstream's order, with upstream's
+helper functions and the same per-sample random starts, so every point's robust flag equals upstream's
+(checked by ``tests/test_evaluation_compact.py`` and by ``generalist_bench.bench`` on real models). What differs:
+the adversarial example returned for a fooled point is the first one found instead of upstream's last
+(APGD) or smallest (FAB) — both are misclassified within the ball. Floating-point kernels may depend on the
+batch size (a row's logits can differ in the last bits as the batch shrinks); ``sanity.batch_invariance``
+in the result records whether the model's logits depend on the batch size at all.
+"""
+
+from __future__ import annotations
+
+import torch
+from pyautoattack.checks import check_zero_gradients
+from pyautoattack.fab_projections import projection_l2, projection_linf
+from pyautoattack.other_utils import L2_norm
+
+from .apgd import apgd_start, resolve_indices
+
+
+class _Rows:
+    """Row bookkeeping: ``pos[i]`` is the output position of active row i, ``group[i]`` its point."""
+
+    def __init__(self, n: int, groups: torch.Tensor | None, device):
+        self.pos = torch.arange(n, device=device)
+        self.group = self.pos.clone() if groups is None else groups.to(device)
+
+    def settled(self, fooled: torch.Tensor) -> torch.Tensor:
+        """Rows to drop: the fooled ones and every other row of a fooled point (its other targets)."""
+        if not bool(fooled.any()):
+            return fooled
+        return torch.isin(self.group, self.group[fooled])
+
+    def keep(self, keep: torch.Tensor, *tensors):
+        self.pos, self.group = self.pos[keep], self.group[keep]
+        return [None if t is None else t[keep] for t in tensors]
+
+
+# ------------------------------------------------------------------------------------------ APGD
+def apgd_run(atk, x: torch.Tensor, y: torch.Tensor, x_init: torch.Tensor, *, y_target: torch.Tensor | None = None,
+             groups: torch.Tensor | None = None):
+    """pyautoattack ``APGDAttack.attack_single_run`` (Linf/L2) for rows ``x`` from ``x_init``, dropping rows as
+    their flags settle. ``atk`` is an initialised pyautoattack APGD object (its hyper-parameters and helpers
+    are used). Returns ``(fooled, x_adv)``: per row whether it was misclassified at some iterate, and that
+    iterate (the start for rows never fooled)."""
+    if atk.norm not in ("Linf", "L2") or atk.is_tf_model or atk.use_largereps:
+        raise NotImplementedError("the compacting APGD covers Linf and L2 on PyTorch models")
+    n_all = x.shape[0]
+    if atk.loss == "ce":
+        crit = torch.nn.CrossEntropyLoss(reduction="none")
+    else:
+        crit = {"dlr": atk.dlr_loss, "dlr-targeted": getattr(atk, "dlr_loss_targeted", None)}[atk.loss]
+    targeted = atk.loss == "dlr-targeted"
+    rows = _Rows(n_all, groups, x.device)
+    out_fooled = torch.zeros(n_all, dtype=torch.bool, device=x.device)
+
+    x_adv = x_init.clone().clamp(0.0, 1.0)
+    out_adv = x_adv.clone()  # upstream's x_best_adv starts as the start point
+    xo, yo, yt = x, y, y_target
+    loss_steps = torch.zeros([atk.n_iter, n_all], device=x.device)
+
+    def loss_grad(xa, ya, yta):
+        if targeted:
+            atk.y_target = yta
+        xa.requires_grad_()
+        grad = torch.zeros_like(xa)
+        for _ in range(atk.eot_iter):
+            with torch.enable_grad():
+                logits = atk.model(xa)
+                loss_indiv = crit(logits, ya)
+                loss = loss_indiv.sum()
+            grad += torch.autograd.grad(loss, [xa])[0].detach()
+        grad /= float(atk.eot_iter)
+        return logits, loss_indiv, grad
+
+    logits, loss_indiv, grad = loss_grad(x_adv, yo, yt)
+    grad_best = grad.clone()
+    if atk.loss in ("dlr", "dlr-targeted"):
+        check_zero_gradients(grad, logger=atk.logger)
+    acc = logits.detach().max(1)[1] == yo
+    loss_best = loss_indiv.detach().clone()
+    alpha = 2.0
+    step_size = alpha * atk.eps * torch.ones([n_all, *([1] * atk.ndims)], device=x.device)
+    x_best = x_adv.clone()
+    x_adv_old = x_adv.clone()
+    k = atk.n_iter_2 + 0
+    counter3 = 0
+    loss_best_last_check = loss_best.clone()
+    reduced_last_check = torch.ones_like(loss_best)
+
+    def drop(fooled_rows):
+        """Record the settled rows' outcome and remove them from every per-row tensor."""
+        nonlocal xo, yo, yt, x_adv, x_adv_old, x_best, grad, grad_best, loss_best, step_size, acc, loss_indiv
+        nonlocal loss_steps, loss_best_last_check, reduced_last_check
+        out_fooled[rows.pos[fooled_rows]] = True
+        out_adv[rows.pos[fooled_rows]] = x_adv[fooled_rows].detach()
+        keep = ~rows.settled(fooled_rows)
+        loss_steps = loss_steps[:, keep]
+        (xo, yo, yt, x_adv, x_adv_old, x_best, grad, grad_best, loss_best, step_size, acc, loss_indiv,
+         loss_best_last_check, reduced_last_check) = rows.keep(
+            keep, xo, yo, yt, x_adv.detach(), x_adv_old, x_best, grad, grad_best, loss_best, step_size, acc,
+            loss_indiv.detach(), loss_best_last_check, reduced_last_check)
+
+    if not bool(acc.all()):
+        drop(~acc)
+
+    for i in range(atk.n_iter):
+        if len(yo) == 0:
+            break
+        with torch.no_grad():
+            x_adv = x_adv.detach()
+            grad2 = x_adv - x_adv_old
+            x_adv_old = x_adv.clone()
+            a = 0.75 if i > 0 else 1.0
+            if atk.norm == "Linf":
+                x_adv_1 = x_adv + step_size * torch.sign(grad)
+                x_adv_1 = torch.clamp(torch.min(torch.max(x_adv_1, xo - atk.eps), xo + atk.eps), 0.0, 1.0)
+                x_adv_1 = torch.clamp(torch.min(torch.max(x_adv + (x_adv_1 - x_adv) * a + grad2 * (1 - a),
+                                                          xo - atk.eps), xo + atk.eps), 0.0, 1.0)
+            else:
+                x_adv_1 = x_adv + step_size * atk.normalize(grad)
+                x_adv_1 = torch.clamp(xo + atk.normalize(x_adv_1 - xo) * torch.min(
+                    atk.eps * torch.ones_like(xo).detach(), L2_norm(x_adv_1 - xo, keepdim=True)), 0.0, 1.0)
+                x_adv_1 = x_adv + (x_adv_1 - x_adv) * a + grad2 * (1 - a)
+                x_adv_1 = torch.clamp(xo + atk.normalize(x_adv_1 - xo) * torch.min(
+                    atk.eps * torch.ones_like(xo).detach(), L2_norm(x_adv_1 - xo, keepdim=True)), 0.0, 1.0)
+            x_adv = x_adv_1 + 0.0
+
+        logits, loss_indiv, grad = loss_grad(x_adv, yo, yt)
+        pred = logits.detach().max(1)[1] == yo
+        if not bool(pred.all()):  # upstream: acc = min(acc, pred) is final for these rows; x_best_adv = x_adv
+            drop(~pred)
+            if len(yo) == 0:
+                break
+
+        with torch.no_grad():
+            y1 = loss_indiv.detach().clone()
+            loss_steps[i] = y1 + 0
+            ind = (y1 > loss_best).nonzero().squeeze()
+            x_best[ind] = x_adv[ind].clone()
+            grad_best[ind] = grad[ind].clone()
+            loss_best[ind] = y1[ind] + 0
+            counter3 += 1
+            if counter3 == k:
+                fl_oscillation = atk.check_oscillation(loss_steps, i, k, loss_best, k3=atk.thr_decr)
+                fl_reduce_no_impr = (1.0 - reduced_last_check) * (loss_best_last_check >= loss_best).float()
+                fl_oscillation = torch.max(fl_oscillation, fl_reduce_no_impr)
+                reduced_last_check = fl_oscillation.clone()
+                loss_best_last_check = loss_best.clone()
+                if fl_oscillation.sum() > 0:
+                    ind_fl_osc = (fl_oscillation > 0).nonzero().squeeze()
+                    step_size[ind_fl_osc] /= 2.0
+                    x_adv[ind_fl_osc] = x_best[ind_fl_osc].clone()
+                    grad[ind_fl_osc] = grad_best[ind_fl_osc].clone()
+                k = max(k - atk.size_decr, atk.n_iter_min)
+                counter3 = 0
+    if targeted:
+        atk.y_target = None
+    return out_fooled, out_adv
+
+
+def apgd_perturb(atk, x: torch.Tensor, y: torch.Tensor, indices, seed: int, tag: str) -> torch.Tensor:
+    """pyautoattack's ``APGDAttack.perturb`` / ``APGDAttack_targeted.perturb`` with per-sample starts (as
+    ``SeededAPGD``), every (target, restart) run of a point in one batch, rows dropped as they settle."""
+    atk.init_hyperparam(x)
+    x = x.detach().clone().float().to(atk.device)
+    y = y.detach().clone().long().to(atk.device)
+    idx = resolve_indices(indices, x)
+    with torch.no_grad():
+        acc = atk.model(x).max(1)[1] == y
+    adv = x.clone()
+    todo = acc.nonzero().flatten()
+    if len(todo) == 0:
+        return adv
+    xs, ys, ids = x[todo], y[todo], idx[todo.cpu()]
+    targeted = atk.loss == "dlr-targeted"
+    if targeted:
+        with torch.no_grad():
+            order = atk.model(xs).sort(dim=1)[1]
+        runs = [(t, r) for t in range(2, atk.n_target_classes + 2) for r in range(atk.n_restarts)]
+    else:
+        runs = [(None, r) for r in range(atk.n_restarts)]
+    starts, targets = [], []
+    for t, r in runs:
+        run_tag = (f"{tag}/t{t}" if t is not None else tag) + (f"/r{r}" if r else "")
+        starts.append(apgd_start(atk, xs, ids, seed, run_tag))
+        if t is not None:
+            targets.append(order[:, -t])
+    n, k = len(todo), len(runs)
+    groups = torch.arange(n, device=x.device).repeat(k)
+    fooled, xa = apgd_run(atk, xs.repeat(k, *([1] * (x.dim() - 1))), ys.repeat(k), torch.cat(starts),
+                          y_target=torch.cat(targets) if targeted else None, groups=groups)
+    # a point is fooled iff one of its runs is; its adversarial example comes from the first such run
+    fooled = fooled.view(k, n)
+    first = fooled.float().argmax(0)
+    hit = fooled.any(0)
+    sel = (first * n + torch.arange(n, device=x.device))[hit]
+    adv[todo[hit]] = xa[sel]
+    return adv
+
+
+# ------------------------------------------------------------------------------------------ FAB
+def fab_targeted_run(atk, x: torch.Tensor, y: torch.Tensor, la_target: torch.Tensor, groups: torch.Tensor):
+    """pyautoattack ``FABAttack.attack_single_run(is_targeted=True, use_rand_start=False)`` (Linf/L2) on rows
+    that are all classified correctly, dropping a row once it holds an adversarial example within eps.
+    Returns ``(fooled, x_adv)`` per row."""
+    if atk.norm not in ("Linf", "L2"):
+        raise NotImplementedError("the compacting FAB covers Linf and L2")
+    n_all = x.shape[0]
+    ndims = x.dim() - 1
+    rows = _Rows(n_all, groups, x.device)
+    out_fooled = torch.zeros(n_all, dtype=torch.bool, device=x.device)
+    out_adv = x.clone()
+    im2, la2, lt = x.detach().clone(), y.detach().clone(), la_target.detach().clone()
+    adv = im2.clone()
+    res2 = 1e10 * torch.ones([n_all], device=x.device)
+    x1 = im2.clone()
+    x0 = im2.clone().reshape([n_all, -1])
+    for _ in range(atk.n_iter):
+        bs = x1.shape[0]
+        if bs == 0:
+            break
+        with torch.no_grad():
+            u1 = torch.arange(bs)
+            df, dg = atk.get_diff_logits_grads_batch_targeted(x1, la2, lt)
+            if atk.norm == "Linf":
+                dist1 = df.abs() / (1e-12 + dg.abs().reshape(dg.shape[0], dg.shape[1], -1).sum(dim=-1))
+            else:
+                dist1 = df.abs() / (1e-12 + (dg ** 2).reshape(dg.shape[0], dg.shape[1], -1).sum(dim=-1).sqrt())
+            ind = dist1.min(dim=1)[1]
+            dg2 = dg[u1, ind]
+            b = (- df[u1, ind] + (dg2 * x1).reshape(x1.shape[0], -1).sum(dim=-1))
+            w = dg2.reshape([bs, -1])
+            proj = projection_linf if atk.norm == "Linf" else projection_l2
+            d3 = proj(torch.cat((x1.reshape([bs, -1]), x0), 0), torch.cat((w, w), 0), torch.cat((b, b), 0))
+            d1 = torch.reshape(d3[:bs], x1.shape)
+            d2 = torch.reshape(d3[-bs:], x1.shape)
+            if atk.norm == "Linf":
+                a0 = d3.abs().max(dim=1, keepdim=True)[0].view(-1, *[1] * ndims)
+            else:
+                a0 = (d3 ** 2).sum(dim=1, keepdim=True).sqrt().view(-1, *[1] * ndims)
+            a0 = torch.max(a0, 1e-8 * torch.ones(a0.shape, device=x.device))
+            a1 = a0[:bs]
+            a2 = a0[-bs:]
+            alpha = torch.min(torch.max(a1 / (a1 + a2), torch.zeros(a1.shape, device=x.device)),
+                              atk.alpha_max * torch.ones(a1.shape, device=x.device))
+            x1 = ((x1 + atk.eta * d1) * (1 - alpha) + (im2 + d2 * atk.eta) * alpha).clamp(0.0, 1.0)
+
+            is_adv = atk._get_predicted_label(x1) != la2
+            if is_adv.sum() > 0:
+                ind_adv = atk.check_shape(is_adv.nonzero().squeeze())
+                if atk.norm == "Linf":
+                    t = (x1[ind_adv] - im2[ind_adv]).reshape([ind_adv.shape[0], -1]).abs().max(dim=1)[0]
+                else:
+                    t = ((x1[ind_adv] - im2[ind_adv]) ** 2).reshape(ind_adv.shape[0], -1).sum(dim=-1).sqrt()
+                adv[ind_adv] = x1[ind_adv] * (t < res2[ind_adv]).float().reshape([-1, *[1] * ndims]) \
+                    + adv[ind_adv] * (t >= res2[ind_adv]).float().reshape([-1, *[1] * ndims])
+                res2[ind_adv] = t * (t < res2[ind_adv]).float() + res2[ind_adv] * (t >= res2[ind_adv]).float()
+                x1[ind_adv] = im2[ind_adv] + (x1[ind_adv] - im2[ind_adv]) * atk.beta
+                # upstream's verdict: fooled iff the best adversarial example found lies within eps
+                done = res2 <= atk.eps
+                if bool(done.any()):
+                    out_fooled[rows.pos[done]] = True
+                    out_adv[rows.pos[done]] = adv[done]
+                    im2, la2, lt, adv, res2, x1, x0 = rows.keep(~rows.settled(done), im2, la2, lt, adv, res2, x1,
+                                                                x0)
+    return out_fooled, out_adv
+
+
+def fab_targeted_perturb(atk, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """pyautoattack's ``FABAttack.perturb`` (targeted, one restart: no random numbers), every target of a point
+    in one batch, rows dropped as they settle."""
+    if atk.n_restarts != 1:
+        raise NotImplementedError("the compacting FAB-T runs AutoAttack's single restart")
+    x = x.detach().clone().float().to(atk.device)
+    y = y.detach().clone().long().to(atk.device)
+    adv = x.clone()
+    with torch.no_grad():
+        acc = atk._predict_fn(x).max(1)[1] == y
+        todo = acc.nonzero().flatten()
+        if len(todo) == 0:
+            return adv
+        xs, ys = x[todo], y[todo]
+        output = atk._predict_fn(xs)
+        ok = output.max(1)[1] == ys  # attack_single_run re-checks the points it gets (same forward)
+        todo, xs, ys, output = todo[ok], xs[ok], ys[ok], output[ok]
+        order = output.sort(dim=-1)[1]
+    targets = list(range(2, atk.n_target_classes + 2))
+    n, k = len(todo), len(targets)
+    if n == 0:
+        return adv
+    lt = torch.cat([order[:, -t] for t in targets])
+    groups = torch.arange(n, device=x.device).repeat(k)
+    fooled, xa = fab_targeted_run(atk, xs.repeat(k, *([1] * (x.dim() - 1))), ys.repeat(k), lt, groups)
+    fooled = fooled.view(k, n)
+    first = fooled.float().argmax(0)
+    hit = fooled.any(0)
+    sel = (first * n + torch.arange(n, device=x.device))[hit]
+    adv[todo[hit]] = xa[sel]
+    return adv
+
