@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_evaluation import run_pyautoattack, seeded_pyautoattack
 
 from generalist_bench.errors import UnknownNameError
 from generalist_bench.evaluation import evaluate
-
-from test_evaluation import run_pyautoattack, seeded_pyautoattack
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -141,7 +141,8 @@ class APGD:
             return atk.perturb(x, y).detach()
 
     def params(self) -> dict[str, Any]:
-        return {"impl": IMPLS[self.impl].format("APGDAttack"), "norm": self.norm, "eps": self.eps, "loss": self.loss,
+        return {"impl": IMPLS[self.impl].format("APGDAttack"), "norm": self.norm, "eps": self.eps,
+                "loss": self.loss,
                 "n_iter": self.n_iter, "n_restarts": self.n_restarts, "rho": self.rho, "eot_iter": self.eot_iter,
                 "randomness": RANDOMNESS}
 
@@ -177,7 +178,8 @@ class APGDT:
             return atk.perturb(x, y).detach()
 
     def params(self) -> dict[str, Any]:
-        return {"impl": IMPLS[self.impl].format("APGDAttack_targeted"), "norm": self.norm, "eps": self.eps, "loss": "dlr-targeted",
+        return {"impl": IMPLS[self.impl].format("APGDAttack_targeted"), "norm": self.norm, "eps": self.eps,
+                "loss": "dlr-targeted",
                 "n_iter": self.n_iter, "n_restarts": self.n_restarts, "n_target_classes": self.n_target_classes,
                 "rho": self.rho, "eot_iter": self.eot_iter, "randomness": RANDOMNESS}
 
