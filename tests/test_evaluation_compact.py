@@ -21,7 +21,8 @@ def _one_thread(one_thread):
     yield
 
 
-COMPONENTS = [("apgd-ce", {"n_iter": 25}), ("apgd-dlr", {"n_iter": 25, "n_restarts": 2}),
+COMPONENTS = [("apgd-ce", {"n_iter": 25}), ("square", {"n_queries": 400}),
+              ("apgd-dlr", {"n_iter": 25, "n_restarts": 2}),
               ("apgd-t", {"n_iter": 20, "n_target_classes": 3, "n_restarts": 2}),
               ("fab-t", {"n_iter": 15, "n_target_classes": 3})]
 
@@ -40,8 +41,10 @@ def test_compact_components_give_upstream_flags(mlp, norm, eps):
         assert torch.equal(ours.flags(name), ref.flags(name)), name
         fooled = int((clean & ~ours.flags(name)).sum())
         assert 0 < fooled < int(clean.sum()), f"{name}: the comparison must include fooled and robust points"
-        # the compact loop skipped work: fewer images through the model than upstream's loops
-        assert ours.attack_stats[name]["forward_images"] < ref.attack_stats[name]["forward_images"], name
+        # the compact loop skipped work: fewer images through the model than upstream's loops (L2 Square is
+        # upstream's: its proposals always change the image)
+        ours_f, ref_f = ours.attack_stats[name]["forward_images"], ref.attack_stats[name]["forward_images"]
+        assert ours_f == ref_f if (name, norm) == ("square", "L2") else ours_f < ref_f, name
     assert ours.robust_acc == ref.robust_acc
 
 

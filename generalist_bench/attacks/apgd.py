@@ -51,8 +51,8 @@ def apgd_start(attack: APGDAttack, x: torch.Tensor, indices, seed: int, tag: str
 
 
 IMPLS = {"pyautoattack": "pyautoattack.{}",
-         "compact": "generalist_bench compacting loop over pyautoattack.{} (same per-point arithmetic; settled "
-                    "points leave the batch; all targets of a point in one batch)"}
+         "compact": "generalist_bench compacting loop over pyautoattack.{} (same per-point arithmetic without the "
+                    "work that cannot change a flag; see generalist_bench.attacks.compact)"}
 
 
 def check_impl(impl: str) -> str:

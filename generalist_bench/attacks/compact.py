@@ -8,7 +8,9 @@ Official AutoAttack spends most of its time on work that cannot change a point's
 - APGD-T and FAB-T run their 9 target classes one after another, re-entering Python for each; every run is
   per point too, so the 9 runs of a point can go in one batch (one loop of 100 iterations instead of 9);
 - FAB keeps shrinking a perturbation once it is inside the eps-ball (it is a minimum-norm attack), while
-  AutoAttack only asks whether such a perturbation exists.
+  AutoAttack only asks whether such a perturbation exists;
+- Linf Square runs the model on proposals identical to the current best image (the window already sits at
+  the drawn vertex), whose outcome is known: no change.
 
 Here a point leaves the batch as soon as its flag is settled: APGD drops a row at the first iteration whose
 prediction is wrong (upstream's ``acc`` can never become true again); FAB drops a row as soon as it holds an
@@ -24,6 +26,8 @@ in the result records whether the model's logits depend on the batch size at all
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from pyautoattack.checks import check_zero_gradients
@@ -314,3 +318,74 @@ def fab_targeted_perturb(atk, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     adv[todo[hit]] = xa[sel]
     return adv
 
+
+
+# ------------------------------------------------------------------------------------------ Square
+def square_linf_run(atk, x: torch.Tensor, y: torch.Tensor):
+    """pyautoattack ``SquareAttack.attack_single_run`` for Linf, without the queries that cannot change anything.
+
+    A Linf Square query sets a window of a point's current best image to one vertex of the eps-box. When the
+    window is already at that vertex (frequent late in the schedule, when windows are a pixel or two), the
+    proposed image equals the current best: upstream still runs the model on it, finds the same loss (not
+    strictly lower) and a positive margin, and changes nothing but the query count. Here such rows skip the
+    forward pass and take exactly that outcome; every other operation, the shared random draws included, is
+    upstream's. ``atk`` is a ``SeededSquare`` (its per-point stripe draws) prepared by ``perturb``.
+    """
+    from pyautoattack.square import SquareAttack
+
+    margin_and_loss = SquareAttack.margin_and_loss  # upstream's (no per-point bookkeeping after the init draw)
+    with torch.no_grad():
+        c, h, w = x.shape[1:]
+        n_features = c * h * w
+        n_ex_total = x.shape[0]
+        x_best = torch.clamp(x + atk.eps * atk.random_choice([x.shape[0], c, 1, w]), 0.0, 1.0)
+        margin_min, loss_min = atk.margin_and_loss(x_best, y)
+        n_queries = torch.ones(x.shape[0]).to(atk.device)
+        atk.skipped_queries = 0
+        if (margin_min < 0.0).all():
+            return n_queries, x_best
+        for i_iter in range(atk.n_queries):
+            idx_to_fool = (margin_min > 0.0).nonzero().squeeze()
+            x_curr = atk.check_shape(x[idx_to_fool])
+            x_best_curr = atk.check_shape(x_best[idx_to_fool])
+            y_curr = y[idx_to_fool]
+            if len(y_curr.shape) == 0:
+                y_curr = y_curr.unsqueeze(0)
+            margin_min_curr = margin_min[idx_to_fool]
+            loss_min_curr = loss_min[idx_to_fool]
+
+            p = atk.p_selection(i_iter)
+            s = max(int(round(math.sqrt(p * n_features / c))), 1)
+            s = min(s, min(h, w))
+            vh = atk.random_int(0, h - s)
+            vw = atk.random_int(0, w - s)
+            new_deltas = torch.zeros([c, h, w]).to(atk.device)
+            new_deltas[:, vh:vh + s, vw:vw + s] = 2.0 * atk.eps * atk.random_choice([c, 1, 1])
+
+            x_new = x_best_curr + new_deltas
+            x_new = torch.min(torch.max(x_new, x_curr - atk.eps), x_curr + atk.eps)
+            x_new = torch.clamp(x_new, 0.0, 1.0)
+            x_new = atk.check_shape(x_new)
+
+            changed = (x_new != x_best_curr).flatten(1).any(1)
+            if bool(changed.all()):
+                margin, loss = margin_and_loss(atk, x_new, y_curr)
+            else:  # unchanged rows: upstream's forward would return their current margin and loss
+                margin, loss = margin_min_curr.clone(), loss_min_curr.clone()
+                if bool(changed.any()):
+                    margin[changed], loss[changed] = margin_and_loss(atk, x_new[changed], y_curr[changed])
+                atk.skipped_queries += int((~changed).sum())
+
+            idx_improved = (loss < loss_min_curr).float()
+            loss_min[idx_to_fool] = idx_improved * loss + (1.0 - idx_improved) * loss_min_curr
+            idx_miscl = (margin <= 0.0).float()
+            idx_improved = torch.max(idx_improved, idx_miscl)
+            margin_min[idx_to_fool] = idx_improved * margin + (1.0 - idx_improved) * margin_min_curr
+            idx_improved = idx_improved.reshape([-1, *[1] * len(x.shape[:-1])])
+            x_best[idx_to_fool] = idx_improved * x_new + (1.0 - idx_improved) * x_best_curr
+            n_queries[idx_to_fool] += 1.0
+
+            ind_succ = (margin_min <= 0.0).nonzero().squeeze()
+            if ind_succ.numel() == n_ex_total:
+                break
+    return n_queries, x_best

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 from pyautoattack.square import SquareAttack
 
-from .apgd import resolve_indices
+from .apgd import IMPLS, check_impl, resolve_indices
 from .base import sample_seed
 from .registry import register_attack
 
@@ -72,12 +72,25 @@ class SeededSquare(SquareAttack):
         return margin, loss
 
 
+class CompactSquare(SeededSquare):
+    """``SeededSquare`` whose Linf loop skips queries that propose the current best image (``attacks.compact``)."""
+
+    def attack_single_run(self, x, y):
+        if self.norm != "Linf":
+            return super().attack_single_run(x, y)
+        from .compact import square_linf_run
+
+        return square_linf_run(self, x, y)
+
+
 class Square:
-    def __init__(self, *, norm: str, eps: float, n_queries: int = 5000, p_init: float = 0.8):
+    def __init__(self, *, norm: str, eps: float, n_queries: int = 5000, p_init: float = 0.8, impl: str = "compact"):
         self.name, self.norm, self.eps, self.n_queries, self.p_init = "square", norm, eps, n_queries, p_init
+        self.impl = check_impl(impl)
 
     def build(self, model: nn.Module, device, seed: int) -> SeededSquare:
-        atk = SeededSquare(model, norm=self.norm, n_queries=self.n_queries, eps=self.eps, p_init=self.p_init,
+        cls = CompactSquare if self.impl == "compact" else SeededSquare
+        atk = cls(model, norm=self.norm, n_queries=self.n_queries, eps=self.eps, p_init=self.p_init,
                            n_restarts=1, seed=seed, verbose=False, targeted=False, loss="margin",
                            resc_schedule=False, device=device)
         atk.ps_seed, atk.ps_tag = seed, self.name
@@ -91,7 +104,8 @@ class Square:
             return atk.perturb(x, y).detach()
 
     def params(self) -> dict[str, Any]:
-        return {"impl": "pyautoattack.SquareAttack", "norm": self.norm, "eps": self.eps, "n_queries": self.n_queries,
+        return {"impl": IMPLS[self.impl].format("SquareAttack"), "norm": self.norm, "eps": self.eps,
+                "n_queries": self.n_queries,
                 "p_init": self.p_init, "n_restarts": 1, "loss": "margin", "resc_schedule": False,
                 "randomness": RANDOMNESS}
 

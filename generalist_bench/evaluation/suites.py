@@ -21,7 +21,7 @@ from ..errors import ConfigError, UnknownNameError
 from .result import AA_COMPONENTS
 
 PSEUDO = ("natural", "autoattack")
-IMPL_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t")  # components with a compact and an upstream loop
+IMPL_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")  # components with a compact and an upstream loop
 _PSEUDO_ALIASES = {"clean": "natural", "nat": "natural", "aa": "autoattack", "auto-attack": "autoattack"}
 
 
