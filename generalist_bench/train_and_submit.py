@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config, list_presets, resolve_config
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, GeneralistBenchError, UnknownNameError
 
 DEFAULT_FAMILY = "fmnist-smallcnn"
 ALL_TRAINERS = ("standard", "pgd_at", "trades", "generalist")
@@ -106,12 +106,27 @@ def _evaluate(model, cfg: Config, suite: str, n: int | None, out_dir: Path, prof
 
 def submit_one(preset: str, profile: Profile, args: argparse.Namespace, command: str) -> dict:
     from .leaderboard.render import render_leaderboard  # noqa: F401  (fail early if missing)
+    from .utils.io import file_lock
+
+    cfg = resolve_config(profile.apply(resolve_config(preset)), list(args.overrides))
+    out_dir = Path(args.runs_dir) / profile.name / cfg.name / f"seed{cfg.train.seed}"
+    # concurrent submissions of the same preset take turns: the second resumes the first's finished work
+    lock = out_dir.parent / f".submit-seed{cfg.train.seed}.lock"
+    try:
+        with file_lock(lock, timeout=0):
+            pass
+    except GeneralistBenchError:
+        print(f"== {cfg.name}: another train_and_submit is working on it; waiting for it to finish",
+              file=sys.stderr, flush=True)
+    with file_lock(lock):
+        return _submit_locked(cfg, out_dir, profile, args, command)
+
+
+def _submit_locked(cfg: Config, out_dir: Path, profile: Profile, args: argparse.Namespace, command: str) -> dict:
     from .trainers.engine import Engine
     from .zoo.card import make_card
     from .zoo.store import save_to_zoo
 
-    cfg = resolve_config(profile.apply(resolve_config(preset)), list(args.overrides))
-    out_dir = Path(args.runs_dir) / profile.name / cfg.name / f"seed{cfg.train.seed}"
     progress = not args.no_progress
     t0 = time.perf_counter()
     print(f"== {cfg.name} ({profile.name}): training into {out_dir}", file=sys.stderr, flush=True)

@@ -465,11 +465,13 @@ def test_cli_checkpoint_errors(clean_small_cnn, tmp_path, capsys):
     torch.save(clean_small_cnn.state_dict(), good)
     data = good.read_bytes()
     (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "garbage.pt").write_bytes(bytes(range(256)) * 64)
     torch.save(clean_small_cnn, tmp_path / "module.pt")
     sd = dict(clean_small_cnn.state_dict())
     sd.pop("classifier.6.bias")
     torch.save(sd, tmp_path / "keys.pt")
-    for name, match in (("trunc", "truncated or corrupted"), ("module", "pickled Python objects"),
+    for name, match in (("trunc", "truncated or corrupted"), ("garbage", "truncated or corrupted"),
+                        ("module", "pickled Python objects"),
                         ("keys", "does not fit architecture 'small_cnn'.*missing keys"), ("absent", "does not exist")):
         argv = ["eval", "--checkpoint", str(tmp_path / f"{name}.pt"), "--arch", "small_cnn", "--attacks", "fgsm",
                 "--n-examples", "4", "--no-progress"]

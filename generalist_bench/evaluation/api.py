@@ -23,7 +23,14 @@ import torch.nn as nn
 from ..attacks.registry import build_attack
 from ..errors import ConfigError, UnknownNameError
 from ..utils.env import git_commit, hardware, library_versions
-from .checks import autoattack_precheck, batch_invariance, capture_autoattack_warnings, square_check, validate_outputs
+from .checks import (
+    autoattack_precheck,
+    batch_invariance,
+    capture_autoattack_warnings,
+    check_images,
+    square_check,
+    validate_outputs,
+)
 from .engine import CountingModel, EvalState, Runner, prepared
 from .result import AA_COMPONENTS, IDENTITY_KEYS, EvalResult, compute_result, pct, report_violations
 from .suites import resolve_plan
@@ -174,6 +181,7 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
     n_total = len(sel)
     sel = sel[shard_block(n_total, shard)]
     x, y = data.x[sel], data.y[sel]
+    check_images(x, f"{info.name} {split} images")
     split_indices = data.indices[sel]  # indices into the split (seeds are drawn from these)
 
     protocol: dict[str, Any] = {
@@ -329,6 +337,9 @@ def quick_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, n
     n = len(y)
     if n == 0:
         raise ConfigError("quick_eval needs at least one point")
+    check_images(x)
+    if len(x) != n:
+        raise ConfigError(f"quick_eval: {len(x)} images but {n} labels")
     idx = torch.arange(n) if indices is None else torch.as_tensor(indices)
     attack = None
     if steps > 0 and eps > 0:

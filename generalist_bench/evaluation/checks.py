@@ -43,7 +43,30 @@ def validate_outputs(model: nn.Module, x: torch.Tensor, num_classes: int, datase
     if (out.min() >= 0) and (out.max() <= 1) and bool(((out.sum(1) - 1).abs() < 1e-5).all()):
         raise ModelOutputError("the model seems to return probabilities (every row in [0, 1] summing to 1); "
                                "attacks need logits: remove the final softmax")
+    with torch.no_grad():
+        again = model(x)
+    if not torch.allclose(out, again, rtol=1e-5, atol=1e-5):
+        diff = (out - again).abs().max().item()
+        raise ModelOutputError(f"the model is randomised: two forward passes on the same images (eval mode) differ "
+                               f"by up to {diff:.3g}. Standard AutoAttack and the per-sample results assume a "
+                               "deterministic model; a randomised defence needs an EOT evaluation (AutoAttack's "
+                               "'rand' version), which this benchmark does not run")
     return out
+
+
+def check_images(x: torch.Tensor, what: str = "images") -> None:
+    """Images must be finite float pixels in [0, 1] (N×C×H×W): a ``ConfigError`` naming the problem otherwise."""
+    from ..errors import ConfigError
+
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise ConfigError(f"{what} must be a float tensor of pixels in [0, 1], got "
+                          f"{type(x).__name__ if not torch.is_tensor(x) else x.dtype}")
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        n = int((~torch.isfinite(x)).flatten(1).any(1).sum())
+        raise ConfigError(f"{what}: {n} image(s) contain NaN or infinite pixels")
+    if x.numel() and (float(x.min()) < 0 or float(x.max()) > 1):
+        raise ConfigError(f"{what} must be pixels in [0, 1] (the models normalise inside); got values in "
+                          f"[{float(x.min()):.4g}, {float(x.max()):.4g}] — undo any normalisation or /255 scaling")
 
 
 class _Capture(logging.Handler):

@@ -273,6 +273,17 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------- run
     def run(self) -> TrainResult:
+        if self.out_dir is None or not self.dist.is_primary:
+            return self._run()
+        from ..utils.io import exclusive_or_fail
+
+        # one writer per run directory: a second process would interleave checkpoints with this one's
+        with exclusive_or_fail(Path(self.out_dir) / ".run.lock",
+                               f"training run directory {self.out_dir} is in use by another process (a "
+                               "concurrent train/train_and_submit?); wait for it or choose another --out"):
+            return self._run()
+
+    def _run(self) -> TrainResult:
         self._setup()
         cfg, t = self.cfg, self.cfg.train
         if self.checkpoint_path.exists():

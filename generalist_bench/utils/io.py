@@ -114,3 +114,24 @@ def file_lock(path: str | os.PathLike, timeout: float | None = None) -> Iterator
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def exclusive_or_fail(path: str | os.PathLike, busy_message: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` or raise ``GeneralistBenchError(busy_message)`` at once if another
+    process holds it (the kernel drops the lock when its holder dies, even by SIGKILL)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+")
+    except OSError as e:
+        raise GeneralistBenchError(f"cannot write {path}: {e.strerror or e}") from None
+    with f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise GeneralistBenchError(busy_message) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
