@@ -33,10 +33,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
+        if "unsupported global" in str(e).lower():  # a class or function reference: a pickled object
             raise CheckpointError(f"{path} contains pickled Python objects (e.g. a whole nn.Module), which are not "
                                   "loaded (unsafe); save model.state_dict() instead") from None
-        raise CheckpointError(f"{path} is corrupted (unpickling failed: {str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{path} is truncated or corrupted and cannot be read (unpickling failed)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError) as e:
         first = (str(e).strip().splitlines() or [""])[0].split(". ")[0][:160]
         raise CheckpointError(f"{path} is truncated or corrupted and cannot be read ({type(e).__name__}: {first})"
