@@ -86,3 +86,17 @@ def test_impl_choice_keeps_the_suite_name(mlp):
     r = evaluate(mlp, eps=0.03, n_examples=4, progress=False,
                  attack_params={"apgd-ce": {"impl": "pyautoattack"}})
     assert r.protocol["suite"] == "autoattack"  # picking the code is not a change of the attack
+
+
+def test_workers_give_the_unsharded_result(mlp, tmp_path):
+    """Two spawned processes, one shard each, merged: the same per-point flags as one process."""
+    kw = dict(eps=0.03, attacks=COMPONENTS[:3], n_examples=24, batch_size=8, progress=False)
+    one = evaluate(mlp, **kw)
+    two = evaluate(mlp, workers=2, state_path=tmp_path / "s.json", **kw)
+    assert two.protocol["workers"]["processes"] == 2
+    for name in ("clean", "robust", *(a for a, _ in COMPONENTS[:3])):
+        assert torch.equal(one.flags(name), two.flags(name)), name
+    assert one.per_attack == two.per_attack
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json.w0of2", "s.json.w1of2"]  # resumable states
+    again = evaluate(mlp, workers=2, state_path=tmp_path / "s.json", **kw)  # resumed: nothing left to attack
+    assert torch.equal(again.flags("robust"), one.flags("robust"))

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..attacks.registry import build_attack
-from ..errors import ConfigError, UnknownNameError
+from ..errors import ConfigError, GeneralistBenchError, UnknownNameError
 from ..utils.env import git_commit, hardware, library_versions
 from .checks import (
     autoattack_precheck,
@@ -138,7 +138,7 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
              state_path: str | Path | None = None, shard: Sequence[int] | None = None, progress: bool = True,
              device: str | torch.device = "cpu", *, attack_params: Mapping[str, Mapping[str, Any]] | None = None,
              index_rule: str = "first_n", sample_seed: int | None = None, check_eps0: bool = False,
-             check_large_eps: bool = False, strict: bool = False, engine: str = "compact",
+             check_large_eps: bool = False, strict: bool = False, engine: str = "compact", workers: int = 1,
              callback: Callable[[dict[str, Any]], None] | None = None) -> EvalResult:
     """Evaluate ``model`` (any ``nn.Module`` mapping [0,1] NCHW pixels to logits) under a suite of attacks.
 
@@ -157,8 +157,22 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
     engine: ``compact`` (default: pyautoattack's per-point computation without the work that cannot change a
         flag; flags identical to ``pyautoattack``), ``pyautoattack`` (upstream's loops) or ``fast`` (compact on a
         channels_last copy of the model; not bit-exact, see ``generalist_bench.bench``).
-    callback: called with a dict after every attacked batch.
+    workers: evaluate in this many processes at once, each on one shard with ``torch threads // workers``
+        threads, then merge (exact: every point's random numbers come from its index). On a small CPU, two
+        one-thread processes keep both cores busier than one two-thread process. ``state_path`` gets one state
+        file per worker (``<state_path>.w<k>of<K>``), so an interrupted parallel run resumes.
+    callback: called with a dict after every attacked batch (not with ``workers`` > 1).
     """
+    if int(workers) > 1:
+        if shard is not None:
+            raise ConfigError("workers > 1 shards the evaluation itself: do not pass shard as well")
+        return _evaluate_parallel(int(workers), model, dict(
+            dataset=dataset, threat_model=threat_model, eps=eps, suite=suite, n_examples=n_examples,
+            batch_size=batch_size, seed=seed, split=split, data_dir=data_dir, attacks=attacks, progress=progress,
+            device=device, attack_params=attack_params, index_rule=index_rule, sample_seed=sample_seed,
+            check_eps0=check_eps0, check_large_eps=check_large_eps, strict=strict, engine=engine), state_path)
+    if int(workers) < 1:
+        raise ConfigError(f"workers must be ≥ 1, got {workers}")
     from ..data import get_dataset_info, load_dataset
 
     t_start = time.perf_counter()
@@ -273,6 +287,56 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
     result = compute_result(protocol, split_indices, state.clean, atoms, stats, sanity_extra, state.elapsed_s)
     report_violations(result, strict)
     return result
+
+
+def _worker(model: nn.Module, kwargs: dict[str, Any], threads: int, queue) -> None:
+    torch.set_num_threads(threads)
+    try:
+        queue.put(("ok", kwargs["shard"][0], evaluate(model, **kwargs).to_dict()))
+    except BaseException as e:  # noqa: BLE001  (reported to the parent, which raises it)
+        queue.put(("error", kwargs["shard"][0], e if isinstance(e, Exception) else RuntimeError(repr(e))))
+
+
+def _evaluate_parallel(workers: int, model: nn.Module, kwargs: dict[str, Any], state_path) -> EvalResult:
+    """``workers`` spawned processes, shard k of K each; the merged result equals the unsharded one."""
+    import multiprocessing
+    import queue as queue_mod
+
+    from .result import merge_results
+
+    t0 = time.perf_counter()
+    threads = max(1, torch.get_num_threads() // workers)
+    ctx = multiprocessing.get_context("spawn")  # fork after OpenMP has started can hang the children
+    q = ctx.Queue()
+    procs = []
+    for k in range(workers):
+        kw = dict(kwargs, shard=(k, workers),
+                  state_path=None if state_path is None else f"{state_path}.w{k}of{workers}")
+        p = ctx.Process(target=_worker, args=(model, kw, threads, q), daemon=True)
+        p.start()
+        procs.append(p)
+    results: dict[int, dict[str, Any]] = {}
+    try:
+        while len(results) < workers:
+            try:
+                status, k, payload = q.get(timeout=5)
+            except queue_mod.Empty:
+                dead = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead:
+                    raise GeneralistBenchError(f"an evaluation worker died (exit code {dead[0].exitcode})") from None
+                continue
+            if status == "error":
+                raise payload
+            results[k] = payload
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join(10)
+    merged = merge_results([results[k] for k in range(workers)], strict=bool(kwargs.get("strict")))
+    merged.protocol["workers"] = {"processes": workers, "threads_each": threads}
+    merged.wall_time_s = time.perf_counter() - t0
+    return merged
 
 
 class ChannelsLast(nn.Module):

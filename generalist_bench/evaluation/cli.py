@@ -58,6 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     th.add_argument("--batch-size", type=int, default=500)
     th.add_argument("--seed", type=int, default=0)
     th.add_argument("--device", default="cpu")
+    th.add_argument("--workers", type=int, default=1,
+                    help="evaluate in this many processes (shards merged; exact), threads split between them")
     th.add_argument("--engine", default="compact", choices=("compact", "pyautoattack", "fast"),
                     help="compact (default; robust flags identical to pyautoattack's, without its wasted work), "
                          "pyautoattack (upstream's loops) or fast (compact + channels_last; not bit-exact)")
@@ -135,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
                           data_dir=args.data_dir, attacks=args.attacks, state_path=state, shard=args.shard,
                           progress=not args.no_progress, device=args.device, index_rule=args.index_rule,
                           sample_seed=args.sample_seed, check_eps0=args.check_eps0,
-                          check_large_eps=args.check_large_eps, strict=args.strict, engine=args.engine)
+                          check_large_eps=args.check_large_eps, strict=args.strict, engine=args.engine,
+                          workers=args.workers)
     print(_summary(result))
     if args.out:
         atomic_write_text(args.out, result.to_json() + "\n")
