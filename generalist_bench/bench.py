@@ -102,11 +102,11 @@ def run_pyautoattack(model: nn.Module, x, y, eps: float, bs: int, freeze: bool) 
     return {"seconds": dt, "robust_acc": 100.0 * flags.float().mean().item(), "flags": flags, "per_attack": per}
 
 
-def run_ours(model: nn.Module, n: int, eps: float, bs: int, engine: str) -> dict[str, Any]:
+def run_ours(model: nn.Module, n: int, eps: float, bs: int, engine: str, workers: int = 1) -> dict[str, Any]:
     from .evaluation import evaluate
 
     t0 = time.perf_counter()
-    r = evaluate(model, eps=eps, n_examples=n, batch_size=bs, engine=engine, progress=False)
+    r = evaluate(model, eps=eps, n_examples=n, batch_size=bs, engine=engine, progress=False, workers=workers)
     dt = time.perf_counter() - t0
     per = {a: {"seconds": s["wall_time_s"], "forward_images": s["forward_images"],
                "backward_images": s["backward_images"], "points": s["points"]}
@@ -148,8 +148,11 @@ def aa_section(model_name: str, n: int, bs: int, skip_slow_baselines: bool) -> d
     if not skip_slow_baselines:
         plan.append(("pyautoattack (parameters frozen)", lambda: run_pyautoattack(model, x, y, eps, bs, freeze=True)))
         plan.append(("ours, engine=pyautoattack", lambda: run_ours(model, n, eps, bs, "pyautoattack")))
+    w = min(2, torch.get_num_threads())
     plan += [("ours, engine=compact (default)", lambda: run_ours(model, n, eps, bs, "compact")),
              ("ours, engine=fast", lambda: run_ours(model, n, eps, bs, "fast")),
+             (f"ours, engine=compact, {w} worker processes", lambda: run_ours(model, n, eps, bs, "compact", w)),
+             (f"ours, engine=fast, {w} worker processes", lambda: run_ours(model, n, eps, bs, "fast", w)),
              ("torchattacks.AutoAttack (10-step APGD: a different attack)",
               lambda: run_torchattacks(model, x, y, eps, bs))]
     for name, fn in plan:
@@ -163,10 +166,14 @@ def aa_section(model_name: str, n: int, bs: int, skip_slow_baselines: bool) -> d
     if "ours, engine=pyautoattack" in runs:
         ref = runs["ours, engine=pyautoattack"]
         checks["compact_flags_identical_to_pyautoattack_loops"] = bool(torch.equal(compact["flags"], ref["flags"]))
-    agree = (fast["flags"] == compact["flags"]).float().mean().item()
-    checks["fast_flag_agreement_with_compact"] = agree
-    checks["fast_robust_acc_diff_points"] = abs(fast["robust_acc"] - compact["robust_acc"])
-    checks["fast_within_tolerance"] = agree >= 0.998 and checks["fast_robust_acc_diff_points"] <= 0.1
+    cw = runs[f"ours, engine=compact, {w} worker processes"]
+    checks["workers_flags_identical_to_one_process"] = bool(torch.equal(cw["flags"], compact["flags"]))
+    for label, r in (("fast", fast), ("fast_workers", runs[f"ours, engine=fast, {w} worker processes"])):
+        agree = (r["flags"] == compact["flags"]).float().mean().item()
+        diff = abs(r["robust_acc"] - compact["robust_acc"])
+        checks[f"{label}_flag_agreement_with_compact"] = agree
+        checks[f"{label}_robust_acc_diff_points"] = diff
+        checks[f"{label}_within_tolerance"] = agree >= 0.998 and diff <= 0.1
     checks["pyautoattack_vs_compact_flag_agreement"] = (
         (runs["pyautoattack"]["flags"] == compact["flags"]).float().mean().item())
     for r in runs.values():
@@ -301,13 +308,17 @@ def render(res: dict[str, Any]) -> str:
         if "compact_flags_identical_to_pyautoattack_loops" in c:
             L.append(f"- compact engine: per-point robust flags identical to pyautoattack's loops given the same "
                      f"random starts: **{c['compact_flags_identical_to_pyautoattack_loops']}**")
-        L.append(f"- fast engine vs compact: flags agree on {100 * c['fast_flag_agreement_with_compact']:.2f}% of "
-                 f"points, robust accuracy differs by {c['fast_robust_acc_diff_points']:.2f} points → within the "
-                 f"tolerance (≥ 99.8%, ≤ 0.1 point): **{c['fast_within_tolerance']}**")
+        L.append(f"- compact engine in worker processes: flags identical to one process: "
+                 f"**{c['workers_flags_identical_to_one_process']}**")
+        for label, what in (("fast", "fast engine"), ("fast_workers", "fast engine in worker processes")):
+            L.append(f"- {what} vs compact: flags agree on {100 * c[label + '_flag_agreement_with_compact']:.2f}% "
+                     f"of points, robust accuracy differs by {c[label + '_robust_acc_diff_points']:.2f} points → "
+                     f"within the tolerance (≥ 99.8%, ≤ 0.1 point): **{c[label + '_within_tolerance']}**")
         L.append(f"- pyautoattack as called by a user (its own batch-seeded random starts) vs compact (per-point "
                  f"seeded starts): flags agree on {100 * c['pyautoattack_vs_compact_flag_agreement']:.2f}% of points")
         L += ["- torchattacks' AutoAttack runs its APGD for 10 steps instead of 100: it is a weaker attack, "
               "listed for its cost only.", "", "### Where the time goes (seconds per attack)", "",
+              "Worker-process runs show each attack's time summed over the processes (core-seconds).", "",
               "| run | clean | APGD-CE | APGD-T | FAB-T | Square |", "|---|---:|---:|---:|---:|---:|"]
         for name, r in aa["runs"].items():
             per = r.get("per_attack")
