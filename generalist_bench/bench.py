@@ -14,6 +14,8 @@ Everything runs in this process, on the same model, points, data and thread coun
 - **Training**: one PGD-AT epoch (SmallCNN, PGD-10, eps 0.1, step 0.025, batch 128, SGD) through our engine,
   through the adversarial-robustness-toolbox's ``AdversarialTrainerMadryPGD`` and through a plain PyTorch loop;
   a Generalist and a TRADES epoch against the PGD-AT epoch; bf16 autocast and channels_last.
+- **bf16 accuracy**: PGD-AT trained in fp32 and in bf16 autocast with the same recipe; throughput and the
+  clean / PGD-20 test accuracy difference.
 
 Results: ``benchmarks/RESULTS.md`` (ratios first, then seconds, then machine and versions) and
 ``benchmarks/results.json``, both written atomically. Timings are measurements of this machine, not tests.
@@ -182,21 +184,23 @@ def aa_section(model_name: str, n: int, bs: int, skip_slow_baselines: bool) -> d
     return {"model": model_name, "n": n, "batch_size": bs, "eps": eps, "runs": runs, "checks": checks}
 
 
-def scaling_section(model_name: str, ns: list[int], batch_sizes: list[int], n_bs: int) -> dict[str, Any]:
+def scaling_section(model_name: str, ns: list[int], batch_sizes: list[int], n_bs: int, bs0: int,
+                    known: dict[tuple[int, int], dict[str, Any]]) -> dict[str, Any]:
+    """Compact AutoAttack time as n grows (batch ``bs0``) and as the batch size changes (n = ``n_bs``); runs the
+    AutoAttack section already made (``known``: (n, batch) → run) are reused, not repeated."""
     from .zoo.store import find_card, load_model
 
     card = find_card(model_name, "fashion_mnist", "Linf", "model_zoo")[0]
     model = load_model(model_name, dataset="fashion_mnist")
     out: dict[str, Any] = {"n": [], "batch_size": []}
-    for n in ns:
-        log(f"scaling: compact AutoAttack, n={n}, batch 500 ...")
-        r = run_ours(model, n, float(card.eps), 500, "compact")
-        out["n"].append({"n": n, "batch_size": 500, "seconds": r["seconds"], "robust_acc": r["robust_acc"],
+    for key, n, bs in [("n", n, bs0) for n in ns] + [("batch_size", n_bs, b) for b in batch_sizes]:
+        r = known.get((n, bs))
+        if r is None:
+            log(f"scaling: compact AutoAttack, n={n}, batch {bs} ...")
+            r = run_ours(model, n, float(card.eps), bs, "compact")
+            known[(n, bs)] = r
+        out[key].append({"n": n, "batch_size": bs, "seconds": r["seconds"], "robust_acc": r["robust_acc"],
                          "seconds_per_point": r["seconds"] / n})
-    for bs in batch_sizes:
-        log(f"scaling: compact AutoAttack, n={n_bs}, batch {bs} ...")
-        r = run_ours(model, n_bs, float(card.eps), bs, "compact")
-        out["batch_size"].append({"n": n_bs, "batch_size": bs, "seconds": r["seconds"], "robust_acc": r["robust_acc"]})
     return out
 
 
@@ -290,6 +294,21 @@ def train_section(images: int, repeats: int) -> dict[str, Any]:
                      "uniform start, attack in eval mode), SGD lr 0.05 momentum 0.9 wd 5e-4; one epoch"}
 
 
+def bf16_section(images: int, epochs: int, n_test: int) -> dict[str, Any]:
+    """PGD-AT trained in fp32 and with bf16 autocast, same recipe and seed: throughput and test accuracy
+    (clean and PGD-20 on the first ``n_test`` test points, evaluated in fp32)."""
+    from .bench_train import train_and_score
+
+    rows = []
+    for label, spec in (("fp32", "fmnist-smallcnn-pgd_at"), ("bf16 autocast", "fmnist-smallcnn-pgd_at+train.amp=bf16")):
+        log(f"bf16: training {label} for {epochs} epochs on {images} images ...")
+        clean, robust, rate = train_and_score(spec, images, epochs, n_test)
+        rows.append({"name": label, "spec": spec, "clean": clean, "pgd20": robust, "img_per_s": rate})
+    return {"images": images, "epochs": epochs, "n_test": n_test, "rows": rows,
+            "speedup": rows[1]["img_per_s"] / rows[0]["img_per_s"],
+            "clean_diff": rows[1]["clean"] - rows[0]["clean"], "pgd20_diff": rows[1]["pgd20"] - rows[0]["pgd20"]}
+
+
 # ------------------------------------------------------------------------------------------ report
 def render(res: dict[str, Any]) -> str:
     L: list[str] = ["# Benchmarks", "",
@@ -354,6 +373,16 @@ def render(res: dict[str, Any]) -> str:
         if tr.get("art_note"):
             L.append(f"\nART row missing: {tr['art_note']}")
         L.append("")
+    bf = res.get("bf16")
+    if bf:
+        L += [f"## bf16 autocast training (PGD-AT, {bf['epochs']} epochs on {bf['images']} images, same seed; test "
+              f"accuracy on the first {bf['n_test']} test points, evaluated in fp32)", "",
+              f"bf16 trains **{bf['speedup']:.2f}×** as fast; accuracy difference bf16 − fp32: clean "
+              f"{bf['clean_diff']:+.1f} points, PGD-20 {bf['pgd20_diff']:+.1f} points.", "",
+              "| run | images / s | clean (%) | PGD-20 (%) |", "|---|---:|---:|---:|"]
+        for r in bf["rows"]:
+            L.append(f"| {r['name']} | {r['img_per_s']:.0f} | {r['clean']:.1f} | {r['pgd20']:.1f} |")
+        L.append("")
     hw, v = res["hardware"], res["versions"]
     L += ["## Machine and versions", "", f"- CPU: {hw.get('cpu')}, {hw.get('cpu_count')} cores, "
           f"{res['threads']} torch threads", "- " + ", ".join(f"{k} {val}" for k, val in v.items() if val), ""]
@@ -367,11 +396,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=100, help="AutoAttack test points (default 100)")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--scaling-n", default="100,300", help="n values for the scaling table (default 100,300)")
-    p.add_argument("--scaling-bs", default="50,100", help="batch sizes for the scaling table, at n=--n")
+    p.add_argument("--scaling-bs", default="100,500", help="batch sizes for the scaling table, at n=--n")
     p.add_argument("--images", type=int, default=2560, help="training images per timed epoch")
     p.add_argument("--repeats", type=int, default=1, help="training repeats (median reported)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--sections", default="aa,scaling,train", help="comma list of aa, scaling, train")
+    p.add_argument("--sections", default="aa,scaling,train,bf16", help="comma list of aa, scaling, train, bf16")
+    p.add_argument("--bf16-images", type=int, default=4000, help="training images for the bf16 accuracy comparison")
+    p.add_argument("--bf16-epochs", type=int, default=3)
     p.add_argument("--skip-slow-baselines", action="store_true",
                    help="skip the frozen-parameter pyautoattack and engine=pyautoattack runs (no exactness check)")
     p.add_argument("--out", default="benchmarks", help="output directory (RESULTS.md, results.json)")
@@ -379,9 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
-    unknown = sections - {"aa", "scaling", "train"}
+    unknown = sections - {"aa", "scaling", "train", "bf16"}
     if unknown:
-        p.error(f"unknown section(s) {', '.join(sorted(unknown))}: choose from aa, scaling, train")
+        p.error(f"unknown section(s) {', '.join(sorted(unknown))}: choose from aa, scaling, train, bf16")
     model = args.model or default_model()
     t0 = time.perf_counter()
     res: dict[str, Any] = {"command": "python -m generalist_bench.bench " + " ".join(argv if argv is not None
@@ -391,10 +422,16 @@ def main(argv: list[str] | None = None) -> int:
     if "aa" in sections:
         res["aa"] = aa_section(model, args.n, args.batch_size, args.skip_slow_baselines)
     if "scaling" in sections:
+        known = {}
+        if "aa" in sections:
+            known[(args.n, args.batch_size)] = res["aa"]["runs"]["ours, engine=compact (default)"]
         res["scaling"] = scaling_section(model, [int(v) for v in args.scaling_n.split(",") if v],
-                                         [int(v) for v in args.scaling_bs.split(",") if v], args.n)
+                                         [int(v) for v in args.scaling_bs.split(",") if v], args.n, args.batch_size,
+                                         known)
     if "train" in sections:
         res["train"] = train_section(args.images, args.repeats)
+    if "bf16" in sections:
+        res["bf16"] = bf16_section(args.bf16_images, args.bf16_epochs, 1000)
     res["total_minutes"] = (time.perf_counter() - t0) / 60
     from .utils.io import atomic_write_text
 

@@ -12,6 +12,9 @@ Official AutoAttack spends most of its time on work that cannot change a point's
 - Linf Square runs the model on proposals identical to the current best image (the window already sits at
   the drawn vertex), whose outcome is known: no change.
 
+The loops below follow pyautoattack's (Croce & Hein, MIT licence) step by step, so that the arithmetic is the
+same; they call its helpers (losses, normalisation, oscillation check, projections) wherever they can.
+
 Here a point leaves the batch as soon as its flag is settled: APGD drops a row at the first iteration whose
 prediction is wrong (upstream's ``acc`` can never become true again); FAB drops a row as soon as it holds an
 adversarial example within eps (upstream counts the point as fooled whatever happens afterwards); and once
@@ -209,13 +212,7 @@ def apgd_perturb(atk, x: torch.Tensor, y: torch.Tensor, indices, seed: int, tag:
     groups = torch.arange(n, device=x.device).repeat(k)
     fooled, xa = apgd_run(atk, xs.repeat(k, *([1] * (x.dim() - 1))), ys.repeat(k), torch.cat(starts),
                           y_target=torch.cat(targets) if targeted else None, groups=groups)
-    # a point is fooled iff one of its runs is; its adversarial example comes from the first such run
-    fooled = fooled.view(k, n)
-    first = fooled.float().argmax(0)
-    hit = fooled.any(0)
-    sel = (first * n + torch.arange(n, device=x.device))[hit]
-    adv[todo[hit]] = xa[sel]
-    return adv
+    return _take_first_hits(adv, todo, fooled, xa, k)
 
 
 # ------------------------------------------------------------------------------------------ FAB
@@ -311,10 +308,18 @@ def fab_targeted_perturb(atk, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     lt = torch.cat([order[:, -t] for t in targets])
     groups = torch.arange(n, device=x.device).repeat(k)
     fooled, xa = fab_targeted_run(atk, xs.repeat(k, *([1] * (x.dim() - 1))), ys.repeat(k), lt, groups)
+    return _take_first_hits(adv, todo, fooled, xa, k)
+
+
+def _take_first_hits(adv: torch.Tensor, todo: torch.Tensor, fooled: torch.Tensor, xa: torch.Tensor,
+                     k: int) -> torch.Tensor:
+    """Rows are k runs × n points (run-major): a point is fooled iff one of its runs is, and its adversarial
+    example comes from the first such run."""
+    n = len(todo)
     fooled = fooled.view(k, n)
     first = fooled.float().argmax(0)
     hit = fooled.any(0)
-    sel = (first * n + torch.arange(n, device=x.device))[hit]
+    sel = (first * n + torch.arange(n, device=adv.device))[hit]
     adv[todo[hit]] = xa[sel]
     return adv
 
