@@ -27,8 +27,13 @@ COMPONENTS = [("apgd-ce", {"n_iter": 25}), ("square", {"n_queries": 400}),
               ("fab-t", {"n_iter": 15, "n_target_classes": 3})]
 
 
-@pytest.mark.parametrize("norm,eps", [("Linf", 0.03), ("L2", 0.6)])
-def test_compact_components_give_upstream_flags(mlp, norm, eps):
+@pytest.mark.parametrize("norm,eps,max_rows", [("Linf", 0.03, 256), ("L2", 0.6, 256), ("Linf", 0.03, 40)])
+def test_compact_components_give_upstream_flags(mlp, norm, eps, max_rows, monkeypatch):
+    """max_rows 256: all runs (targets × restarts) of a batch's points go together; 40: they are split into
+    groups, later groups attacking only the points still robust."""
+    from generalist_bench.attacks import compact
+
+    monkeypatch.setattr(compact, "MAX_ROWS", max_rows)
     kw = dict(threat_model=norm, eps=eps, attacks=COMPONENTS, n_examples=48, batch_size=24, progress=False)
     ours = evaluate(mlp, **kw)
     ref = evaluate(mlp, engine="pyautoattack", **kw)

@@ -202,17 +202,35 @@ def apgd_perturb(atk, x: torch.Tensor, y: torch.Tensor, indices, seed: int, tag:
         runs = [(t, r) for t in range(2, atk.n_target_classes + 2) for r in range(atk.n_restarts)]
     else:
         runs = [(None, r) for r in range(atk.n_restarts)]
-    starts, targets = [], []
-    for t, r in runs:
-        run_tag = (f"{tag}/t{t}" if t is not None else tag) + (f"/r{r}" if r else "")
-        starts.append(apgd_start(atk, xs, ids, seed, run_tag))
-        if t is not None:
-            targets.append(order[:, -t])
-    n, k = len(todo), len(runs)
-    groups = torch.arange(n, device=x.device).repeat(k)
-    fooled, xa = apgd_run(atk, xs.repeat(k, *([1] * (x.dim() - 1))), ys.repeat(k), torch.cat(starts),
-                          y_target=torch.cat(targets) if targeted else None, groups=groups)
-    return _take_first_hits(adv, todo, fooled, xa, k)
+    done = torch.zeros(len(todo), dtype=torch.bool, device=x.device)
+    for chunk in _run_groups(runs, len(todo)):
+        live = (~done).nonzero().flatten()  # as upstream: a later run only attacks the points still robust
+        if len(live) == 0:
+            break
+        starts, targets = [], []
+        for t, r in chunk:
+            run_tag = (f"{tag}/t{t}" if t is not None else tag) + (f"/r{r}" if r else "")
+            starts.append(apgd_start(atk, xs[live], ids[live.cpu()], seed, run_tag))
+            if t is not None:
+                targets.append(order[live, -t])
+        n, k = len(live), len(chunk)
+        fooled, xa = apgd_run(atk, xs[live].repeat(k, *([1] * (x.dim() - 1))), ys[live].repeat(k), torch.cat(starts),
+                              y_target=torch.cat(targets) if targeted else None,
+                              groups=torch.arange(n, device=x.device).repeat(k))
+        _take_first_hits(adv, todo[live], fooled, xa, k)
+        done[live] |= fooled.view(k, n).any(0)
+    return adv
+
+
+# Rows per batch when the runs (targets, restarts) of the points go together. Per-image cost on a CPU grows
+# with the batch (cache), so runs are grouped only while the batch stays small; bigger evaluations run them
+# one after another, as upstream does (the points fooled by one run skip the next).
+MAX_ROWS = 256
+
+
+def _run_groups(runs: list, n_points: int) -> list[list]:
+    per = max(1, MAX_ROWS // max(n_points, 1))
+    return [runs[i:i + per] for i in range(0, len(runs), per)]
 
 
 # ------------------------------------------------------------------------------------------ FAB
@@ -302,13 +320,19 @@ def fab_targeted_perturb(atk, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         todo, xs, ys, output = todo[ok], xs[ok], ys[ok], output[ok]
         order = output.sort(dim=-1)[1]
     targets = list(range(2, atk.n_target_classes + 2))
-    n, k = len(todo), len(targets)
-    if n == 0:
-        return adv
-    lt = torch.cat([order[:, -t] for t in targets])
-    groups = torch.arange(n, device=x.device).repeat(k)
-    fooled, xa = fab_targeted_run(atk, xs.repeat(k, *([1] * (x.dim() - 1))), ys.repeat(k), lt, groups)
-    return _take_first_hits(adv, todo, fooled, xa, k)
+    done = torch.zeros(len(todo), dtype=torch.bool, device=x.device)
+    for chunk in _run_groups(targets, len(todo)):
+        live = (~done).nonzero().flatten()
+        if len(live) == 0:
+            break
+        n, k = len(live), len(chunk)
+        lt = torch.cat([order[live, -t] for t in chunk])
+        groups = torch.arange(n, device=x.device).repeat(k)
+        fooled, xa = fab_targeted_run(atk, xs[live].repeat(k, *([1] * (x.dim() - 1))), ys[live].repeat(k), lt,
+                                      groups)
+        _take_first_hits(adv, todo[live], fooled, xa, k)
+        done[live] |= fooled.view(k, n).any(0)
+    return adv
 
 
 def _take_first_hits(adv: torch.Tensor, todo: torch.Tensor, fooled: torch.Tensor, xa: torch.Tensor,
