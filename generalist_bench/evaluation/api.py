@@ -32,6 +32,7 @@ from .checks import (
     validate_outputs,
 )
 from .engine import CountingModel, EvalState, Runner, prepared
+from .fastpath import ModelRunner
 from .result import AA_COMPONENTS, IDENTITY_KEYS, EvalResult, compute_result, pct, report_violations
 from .suites import resolve_plan
 
@@ -39,10 +40,13 @@ NORMS = ("Linf", "L2")
 INDEX_RULES = ("first_n", "random")
 ENGINES = {
     "compact": "AutoAttack components run by attacks.compact: pyautoattack's per-point arithmetic, settled points "
-               "leave the batch, all targets of a point in one batch (robust flags identical to pyautoattack)",
-    "pyautoattack": "AutoAttack components run by pyautoattack's own loops (per-sample random starts)",
-    "fast": "compact + channels_last model and inputs (floating-point order differs: flags agree with the exact "
-            "engines on ≥ 99.8% of points, checked by generalist_bench.bench)",
+               "leave the batch, all targets of a point in one batch (robust flags identical to pyautoattack); "
+               "model calls in chunks of at most 128 rows, no-grad passes through prepacked oneDNN convolutions "
+               "once their logits equal the eager model's bit for bit (evaluation.fastpath)",
+    "pyautoattack": "AutoAttack components run by pyautoattack's own loops (per-sample random starts) on the eager "
+                    "model, unchunked",
+    "fast": "compact + channels_last model and inputs for gradient passes (floating-point order differs: flags "
+            "agree with the exact engines on ≥ 99.8% of points, checked by generalist_bench.bench)",
 }
 LARGE_EPS = {"Linf": 0.5, "L2": 10.0}
 
@@ -223,14 +227,14 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
                 "versions": {k: versions.get(k) for k in ("torch", "torchattacks", "pyautoattack")}})
     state = EvalState.load_or_new(state_path, key, split_indices, plan.atoms)
     state.sessions += 1
-    counting = CountingModel(ChannelsLast(model) if engine == "fast" else model)
     run_violations: list[str] = []
     sanity_extra: dict[str, Any] = {}
 
-    captured = None
+    captured = counting = None
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(prepared(model))
+            counting = CountingModel(model_runner(model, engine))
             stack.enter_context(torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]))
             captured = stack.enter_context(capture_autoattack_warnings())
             m = min(batch_size, len(y))
@@ -252,6 +256,8 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
                 # pyautoattack's Square success-rate check on the cumulative accuracies
                 square_check(_cumulative(state, plan.atoms if plan.mode == "cumulative" else AA_COMPONENTS))
     finally:
+        if counting is not None and isinstance(counting.model, ModelRunner):
+            _add_runner_report(state, counting.model.report)
         if captured is not None:
             for msg, c in captured.messages.items():
                 state.aa_messages[msg] = state.aa_messages.get(msg, 0) + c
@@ -264,6 +270,10 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
             run_violations.append(f"{name}: {p['n_outside_ball']} adversarial example(s) outside the {norm} ball of "
                                   f"radius {eps:g} (+1e-6), {p['n_outside_box']} outside [0, 1], "
                                   f"{p['n_nonfinite']} not finite")
+    mr = state.extra.get("model_runner") or {}
+    if mr.get("mismatches") and mr.get("used"):
+        run_violations.append("the prepacked no-grad forward pass was used and later gave logits different from "
+                              "the eager model's: the result may differ from the exact engine's")
     bad_mode = sum(int(s.stats.get("train_mode_forwards", 0)) for s in state.atoms.values())
     if bad_mode:
         run_violations.append(f"{bad_mode} forward pass(es) ran with the model in train mode")
@@ -275,6 +285,7 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
         "autoattack_checks": [{"message": k, "count": v} for k, v in state.aa_messages.items()],
         "perturbation": {a: dict(s.perturbation) for a, s in state.atoms.items()},
         "batch_invariance": state.extra.get("batch_invariance"),
+        "model_runner": state.extra.get("model_runner"),
     })
     for k in ("eps0", "large_eps"):
         if k in state.extra:
@@ -339,6 +350,25 @@ def _evaluate_parallel(workers: int, model: nn.Module, kwargs: dict[str, Any], s
     return merged
 
 
+def model_runner(model: nn.Module, engine: str) -> nn.Module:
+    """What the attacks call: the model itself for ``pyautoattack`` (upstream as published); for ``compact`` and
+    ``fast`` a ``ModelRunner`` (row chunks, prepacked no-grad passes; ``fast``: channels_last gradient passes)."""
+    if engine == "pyautoattack":
+        return model
+    return ModelRunner(model, grad_model=ChannelsLast(model) if engine == "fast" else None)
+
+
+def _add_runner_report(state: EvalState, report: dict[str, Any]) -> None:
+    """Accumulate the model runner's report over the sessions of a resumed evaluation."""
+    old = state.extra.get("model_runner") or {}
+    new = dict(report)
+    for k in ("verified_calls", "mismatches"):
+        new[k] = int(old.get(k, 0)) + int(report[k])
+    new["used"] = bool(old.get("used")) or bool(report["used"])
+    new["eager_batch_sizes"] = sorted(set(old.get("eager_batch_sizes", [])) | set(report["eager_batch_sizes"]))
+    state.extra["model_runner"] = new
+
+
 class ChannelsLast(nn.Module):
     """The ``fast`` engine's model: a channels_last copy, inputs converted on the way in (gradients flow back)."""
 
@@ -346,7 +376,7 @@ class ChannelsLast(nn.Module):
         super().__init__()
         import copy
 
-        self.model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        self.model = copy.deepcopy(model).to(memory_format=torch.channels_last).requires_grad_(False)
         self.training = model.training
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

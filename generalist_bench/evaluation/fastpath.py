@@ -1,0 +1,209 @@
+"""The evaluation's model runner: the same numbers as the eager model, computed faster on a CPU.
+
+Two things cost time on a CPU beyond the arithmetic of an attack, and neither has to change a single bit:
+
+- **Batch size.** oneDNN's convolutions cost more per image once a batch's activations no longer fit in the
+  cache (a SmallCNN on 28×28 inputs, 2 threads: 0.39 ms per image forward+backward at 128 rows, 0.55 ms at
+  256, 0.67 ms at 512; ``benchmarks/RESULTS.md``). Every model call is therefore split into chunks of at
+  most ``chunk_rows`` rows. Each row's logits and input gradient come from its own computation (a model in
+  eval mode is per-sample), so the chunks' results are the batch's; ``sanity.batch_invariance`` records
+  whether the model's kernels agree bit for bit across batch sizes.
+- **Weight reorders.** An eager ``Conv2d`` converts its input, its weights and its output between PyTorch's
+  layout and oneDNN's blocked layout at every call. For passes that need no gradient (clean predictions,
+  Square's 5,000 queries, FAB's predictions) the runs of ``Conv2d``/``ReLU``/``MaxPool2d`` layers inside
+  ``nn.Sequential`` containers run as one oneDNN block on weights reordered once ("prepacked"), and the
+  activations stay in the blocked layout from the block's first layer to its last. The convolution itself
+  is the same oneDNN primitive on the same numbers; every other layer runs eagerly.
+
+The prepacked path is used for a batch size only after its logits have equalled the eager model's bit for
+bit on the evaluation's own images at that batch size (kernels may differ between batch sizes: on the
+SmallCNN a single row is computed differently), and it is re-checked every ``VERIFY_EVERY`` calls. A batch
+size that differs stays eager; a later difference is counted and reported (``sanity.model_runner``,
+a run violation; ``strict`` makes it an error).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+VERIFY_EVERY = 256
+DEFAULT_CHUNK_ROWS = 128
+_BLOCK_LAYERS = (nn.Conv2d, nn.ReLU, nn.MaxPool2d)
+
+
+class _PrepackedConv2d(nn.Module):
+    """``nn.Conv2d`` on oneDNN-layout inputs with its weights reordered once."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            raise ValueError("only zero padding given as numbers")
+        self.args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
+        w = conv.weight.detach().float().contiguous()
+        self.weight = torch._C._nn.mkldnn_reorder_conv2d_weight(w.to_mkldnn(), *self.args)
+        self.bias = None if conv.bias is None else conv.bias.detach().float().contiguous().to_mkldnn()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.mkldnn_convolution(x, self.weight, self.bias, *self.args)
+
+
+class _MaxPool(nn.Module):
+    def __init__(self, pool: nn.MaxPool2d):
+        super().__init__()
+        if pool.return_indices:
+            raise ValueError("max pooling with indices")
+        self.args = (pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x, *self.args)
+
+
+class _OneDNNBlock(nn.Module):
+    """A run of Conv2d/ReLU/MaxPool2d layers computed in oneDNN's layout: dense in, dense out."""
+
+    def __init__(self, layers: list[nn.Module]):
+        super().__init__()
+        ops: list[nn.Module] = []
+        for m in layers:
+            if isinstance(m, nn.Conv2d):
+                ops.append(_PrepackedConv2d(m))
+            elif isinstance(m, nn.MaxPool2d):
+                ops.append(_MaxPool(m))
+            else:
+                ops.append(m)
+        self.ops = nn.ModuleList(ops)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 4:
+            raise TypeError("the oneDNN block takes float32 CPU images")
+        h = x.contiguous().to_mkldnn()
+        for op in self.ops:
+            h = torch.relu(h) if isinstance(op, nn.ReLU) else op(h)
+        return h.to_dense()
+
+
+def _convert(module: nn.Module) -> int:
+    """Replace, in place, every run of Conv2d/ReLU/MaxPool2d children of ``nn.Sequential`` containers that
+    contains a Conv2d by a ``_OneDNNBlock``. Returns the number of convolutions converted."""
+    n = 0
+    for child in module.children():
+        n += _convert(child)
+    if not isinstance(module, nn.Sequential):
+        return n
+    items = list(module._modules.items())
+    new: list[tuple[str, nn.Module]] = []
+    run: list[tuple[str, nn.Module]] = []
+
+    def flush():
+        nonlocal n
+        convs = sum(isinstance(m, nn.Conv2d) for _, m in run)
+        if convs and type(run[0][1]) is nn.Conv2d:
+            new.append((run[0][0], _OneDNNBlock([m for _, m in run])))
+            n += convs
+        else:
+            new.extend(run)
+        run.clear()
+
+    for name, m in items:
+        if type(m) in _BLOCK_LAYERS:
+            run.append((name, m))
+        else:
+            flush()
+            new.append((name, m))
+    flush()
+    module._modules.clear()
+    for name, m in new:
+        module._modules[name] = m
+    return n
+
+
+def prepacked_copy(model: nn.Module) -> tuple[nn.Module | None, str]:
+    """A copy of ``model`` for no-grad passes with its Conv2d runs as oneDNN blocks, or ``(None, reason)``."""
+    if not torch.backends.mkldnn.is_available():
+        return None, "oneDNN is not available in this PyTorch build"
+    try:
+        if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in model.parameters()):
+            return None, "the model is not a float32 CPU model"
+        fast = copy.deepcopy(model).eval().requires_grad_(False)
+        n = _convert(fast)
+    except Exception as e:  # noqa: BLE001  (an unusual model: run it eagerly)
+        return None, f"conversion failed ({type(e).__name__}: {e})"
+    if n == 0:
+        return None, "no Conv2d inside an nn.Sequential to prepack"
+    return fast, f"{n} Conv2d layer(s) prepacked in oneDNN blocks"
+
+
+class ModelRunner(nn.Module):
+    """Calls ``model`` on chunks of at most ``chunk_rows`` rows; no-grad calls go through the prepacked copy
+    once it has matched the eager model bit for bit. ``grad_model`` (default ``model``) serves the calls that
+    need input gradients (the ``fast`` engine passes a channels_last copy)."""
+
+    def __init__(self, model: nn.Module, *, chunk_rows: int | None = DEFAULT_CHUNK_ROWS, prepack: bool = True,
+                 grad_model: nn.Module | None = None):
+        super().__init__()
+        self.model = model
+        self.grad_model = model if grad_model is None else grad_model
+        self.chunk_rows = chunk_rows
+        self.fast, self.reason = prepacked_copy(model) if prepack else (None, "disabled")
+        self.calls = 0
+        self.sizes: dict[int, bool] = {}  # batch size -> prepacked logits equal the eager ones
+        self.report: dict[str, Any] = {"chunk_rows": chunk_rows, "prepacked": self.reason, "verified_calls": 0,
+                                       "mismatches": 0, "used": False, "eager_batch_sizes": []}
+
+    @property
+    def training(self) -> bool:  # the wrapped model's mode (the evaluation's train-mode tripwire reads it)
+        return self.model.training
+
+    @training.setter
+    def training(self, mode: bool) -> None:  # nn.Module.train() sets the children's modes as well
+        pass
+
+    def _chunks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        n = x.shape[0]
+        if not self.chunk_rows or n <= self.chunk_rows:
+            return [x]
+        return list(torch.tensor_split(x, -(-n // self.chunk_rows)))
+
+    def _run(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        parts = self._chunks(x)
+        outs = [model(p) for p in parts]
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(
+            p.requires_grad for p in self.model.parameters()))
+        if needs_grad or self.fast is None or self.model.training or x.device.type != "cpu":
+            return self._run(self.grad_model if needs_grad else self.model, x)
+        outs = [self._fast_chunk(p) for p in self._chunks(x)]
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    def _fast_chunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Prepacked logits for a batch size that has matched the eager model bit for bit; a new batch size
+        (and every ``VERIFY_EVERY``-th call) is computed both ways and compared, and gets the eager logits."""
+        n = x.shape[0]
+        self.calls += 1
+        ok = self.sizes.get(n)
+        if ok is None or (ok and self.calls % VERIFY_EVERY == 0):
+            eager = self.model(x)
+            try:
+                same = torch.equal(self.fast(x), eager)
+            except Exception:  # noqa: BLE001  (an op the oneDNN path cannot run: stay eager)
+                self.fast, self.reason = None, "switched off: the oneDNN path failed"
+                self.report["prepacked"] = self.reason
+                return eager
+            self.report["verified_calls"] += 1
+            if ok and not same:  # used for this batch size before, now different: report it
+                self.report["mismatches"] += 1
+            self.sizes[n] = same
+            if not same:
+                self.report["eager_batch_sizes"] = sorted(k for k, v in self.sizes.items() if not v)
+            return eager
+        if ok:
+            self.report["used"] = True
+            return self.fast(x)
+        return self.model(x)
