@@ -10,6 +10,8 @@ Everything runs in this process, on the same model, points, data and thread coun
   per-point flags of ``engine="pyautoattack"`` (same random starts); ``fast`` must agree with ``compact`` on
   ≥ 99.8% of points and in robust accuracy to 0.1 point.
 - **Where AutoAttack's time goes**: per attack, seconds and images through the model, for each engine.
+- **The model's passes by batch size**: ms per image for the eager forward, the prepacked forward of the
+  evaluation's model runner (and whether it is bit-identical to eager) and forward + input gradient.
 - **Evaluation scaling**: the compact AutoAttack as n grows, and as the batch size changes.
 - **Training**: one PGD-AT epoch (SmallCNN, PGD-10, eps 0.1, step 0.025, batch 128, SGD) through our engine,
   through the adversarial-robustness-toolbox's ``AdversarialTrainerMadryPGD`` and through a plain PyTorch loop;
@@ -28,6 +30,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import re
 import sys
 import time
@@ -204,6 +207,53 @@ def scaling_section(model_name: str, ns: list[int], batch_sizes: list[int], n_bs
     return out
 
 
+def model_section(model_name: str, sizes: list[int], images: int = 1024, repeats: int = 3) -> dict[str, Any]:
+    """Per-image cost of the model's passes by batch size (why the evaluation's model runner uses row chunks and
+    prepacked no-grad passes): eager forward, prepacked forward (``evaluation.fastpath``, with whether its
+    logits equal the eager ones bit for bit at that size) and eager forward + input gradient. Sizes
+    interleaved, best of ``repeats``."""
+    from .data import load_dataset
+    from .evaluation.fastpath import prepacked_copy
+    from .zoo.store import load_model
+
+    model = load_model(model_name, dataset="fashion_mnist").eval().requires_grad_(False)
+    fast, reason = prepacked_copy(model)
+    x = load_dataset("fashion_mnist", "test").x[:images]
+    y = load_dataset("fashion_mnist", "test").y[:images]
+
+    def no_grad(m):
+        def f(xb, yb):
+            with torch.no_grad():
+                return m(xb)
+        return f
+
+    def fwd_bwd(xb, yb):
+        xb = xb.clone().requires_grad_(True)
+        return torch.autograd.grad(F.cross_entropy(model(xb), yb, reduction="sum"), xb)[0]
+
+    passes = [("eager forward", no_grad(model)), ("forward+input gradient", fwd_bwd)]
+    if fast is not None:
+        passes.insert(1, ("prepacked forward", no_grad(fast)))
+    best: dict[tuple[str, int], float] = {}
+    for _ in range(repeats):
+        for b in sizes:
+            for name, f in passes:
+                f(x[:b], y[:b])
+                t0 = time.perf_counter()
+                for i in range(0, images, b):
+                    f(x[i:i + b], y[i:i + b])
+                ms = (time.perf_counter() - t0) / images * 1e3
+                best[(name, b)] = min(ms, best.get((name, b), math.inf))
+    identical = {}
+    if fast is not None:
+        with torch.no_grad():
+            identical = {b: bool(torch.equal(fast(x[:b]), model(x[:b]))) for b in sizes}
+    rows = [{"batch_size": b, **{name: best[(name, b)] for name, _ in passes},
+             "prepacked_bit_identical": identical.get(b)} for b in sizes]
+    return {"model": model_name, "images": images, "repeats": repeats, "prepacked": reason,
+            "passes": [n for n, _ in passes], "rows": rows}
+
+
 # ------------------------------------------------------------------------------------------ training
 def _pgd(model, x, y, eps=0.1, step=0.025, steps=10, generator=None):
     """Plain Madry PGD (uniform start, sign steps), the model in eval mode as in our engine and ART."""
@@ -355,6 +405,21 @@ def render(res: dict[str, Any]) -> str:
                      for a in AA_COMPONENTS]
             L.append(f"| {name} | " + " | ".join(cells) + " |")
         L.append("")
+    mo = res.get("model")
+    if mo:
+        L += [f"## The model's passes by batch size (ms per image, best of {mo['repeats']}; `{mo['model']}`, "
+              f"{mo['images']} test images)", "",
+              "Why the evaluation's model runner (`evaluation.fastpath`, compact and fast engines) splits model calls "
+              "into chunks of at most 128 rows and runs no-grad passes through prepacked oneDNN convolutions "
+              f"({mo['prepacked']}). The prepacked path is used at a batch size only after its logits equal the "
+              "eager ones bit for bit there.", "",
+              "| batch | " + " | ".join(mo["passes"]) + " | prepacked logits bit-identical |",
+              "|---:|" + "---:|" * (len(mo["passes"]) + 1)]
+        for r in mo["rows"]:
+            same = r["prepacked_bit_identical"]
+            L.append(f"| {r['batch_size']} | " + " | ".join(f"{r[p]:.3f}" for p in mo["passes"])
+                     + f" | {'–' if same is None else same} |")
+        L.append("")
     sc = res.get("scaling")
     if sc:
         L += ["## Evaluation scaling (compact AutoAttack)", "", "| n | batch | seconds | s / point | robust acc. (%) |",
@@ -400,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=2560, help="training images per timed epoch")
     p.add_argument("--repeats", type=int, default=3, help="training repeats, interleaved (median reported)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--sections", default="aa,scaling,train,bf16", help="comma list of aa, scaling, train, bf16")
+    p.add_argument("--sections", default="aa,model,scaling,train,bf16",
+                   help="comma list of aa, model, scaling, train, bf16")
     p.add_argument("--bf16-images", type=int, default=4000, help="training images for the bf16 accuracy comparison")
     p.add_argument("--bf16-epochs", type=int, default=3)
     p.add_argument("--skip-slow-baselines", action="store_true",
@@ -410,9 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
-    unknown = sections - {"aa", "scaling", "train", "bf16"}
+    unknown = sections - {"aa", "model", "scaling", "train", "bf16"}
     if unknown:
-        p.error(f"unknown section(s) {', '.join(sorted(unknown))}: choose from aa, scaling, train, bf16")
+        p.error(f"unknown section(s) {', '.join(sorted(unknown))}: choose from aa, model, scaling, train, bf16")
     model = args.model or default_model()
     t0 = time.perf_counter()
     res: dict[str, Any] = {"command": "python -m generalist_bench.bench " + " ".join(argv if argv is not None
@@ -421,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     res["command"] = res["command"].strip()
     if "aa" in sections:
         res["aa"] = aa_section(model, args.n, args.batch_size, args.skip_slow_baselines)
+    if "model" in sections:
+        res["model"] = model_section(model, [32, 64, 128, 256, 512])
     if "scaling" in sections:
         known = {}
         if "aa" in sections:

@@ -29,3 +29,15 @@ def test_bench_rejects_unknown_sections(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--sections", "aa,nope"])
     assert e.value.code == 2 and "unknown section(s) nope" in capsys.readouterr().err
+
+
+def test_model_section_times_the_runner_passes_and_checks_bit_identity():
+    from generalist_bench.bench import default_model, model_section, render
+
+    sec = model_section(default_model(), [4, 16], images=32, repeats=1)
+    assert sec["passes"] == ["eager forward", "prepacked forward", "forward+input gradient"]
+    assert [r["batch_size"] for r in sec["rows"]] == [4, 16]
+    for r in sec["rows"]:
+        assert all(r[p] > 0 for p in sec["passes"]) and isinstance(r["prepacked_bit_identical"], bool)
+    md = render({"command": "x", "total_minutes": 0.1, "model": sec, "hardware": {}, "versions": {}, "threads": 1})
+    assert "| 16 | " in md and "prepacked logits bit-identical" in md

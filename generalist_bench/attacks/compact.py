@@ -25,7 +25,9 @@ helper functions and the same per-sample random starts, so every point's robust 
 the adversarial example returned for a fooled point is the first one found instead of upstream's last
 (APGD) or smallest (FAB) — both are misclassified within the ball. Floating-point kernels may depend on the
 batch size (a row's logits can differ in the last bits as the batch shrinks); ``sanity.batch_invariance``
-in the result records whether the model's logits depend on the batch size at all.
+in the result records whether the model's logits depend on the batch size at all. The evaluation calls the
+model through ``evaluation.fastpath.ModelRunner`` (row chunks, prepacked no-grad passes), which returns the
+eager model's numbers.
 """
 
 from __future__ import annotations

@@ -88,8 +88,8 @@ class _OneDNNBlock(nn.Module):
 
 
 def _convert(module: nn.Module) -> int:
-    """Replace, in place, every run of Conv2d/ReLU/MaxPool2d children of ``nn.Sequential`` containers that
-    contains a Conv2d by a ``_OneDNNBlock``. Returns the number of convolutions converted."""
+    """Replace, in place, every run of Conv2d/ReLU/MaxPool2d children of ``nn.Sequential`` containers, from
+    its first Conv2d on, by a ``_OneDNNBlock``. Returns the number of convolutions converted."""
     n = 0
     for child in module.children():
         n += _convert(child)
@@ -101,12 +101,13 @@ def _convert(module: nn.Module) -> int:
 
     def flush():
         nonlocal n
-        convs = sum(isinstance(m, nn.Conv2d) for _, m in run)
-        if convs and type(run[0][1]) is nn.Conv2d:
-            new.append((run[0][0], _OneDNNBlock([m for _, m in run])))
-            n += convs
-        else:
+        first = next((i for i, (_, m) in enumerate(run) if type(m) is nn.Conv2d), None)
+        if first is None:
             new.extend(run)
+        else:  # layers before the first convolution stay eager; the block starts at it
+            new.extend(run[:first])
+            new.append((run[first][0], _OneDNNBlock([m for _, m in run[first:]])))
+            n += sum(type(m) is nn.Conv2d for _, m in run[first:])
         run.clear()
 
     for name, m in items:
