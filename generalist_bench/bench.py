@@ -411,8 +411,8 @@ def render(res: dict[str, Any]) -> str:
               f"{mo['images']} test images)", "",
               "Why the evaluation's model runner (`evaluation.fastpath`, compact and fast engines) splits model calls "
               "into chunks of at most 128 rows and runs no-grad passes through prepacked oneDNN convolutions "
-              f"({mo['prepacked']}). The prepacked path is used at a batch size only after its logits equal the "
-              "eager ones bit for bit there.", "",
+              f"({mo['prepacked']}). The prepacked path is used for an input shape only after its logits equal "
+              "the eager ones bit for bit there.", "",
               "| batch | " + " | ".join(mo["passes"]) + " | prepacked logits bit-identical |",
               "|---:|" + "---:|" * (len(mo["passes"]) + 1)]
         for r in mo["rows"]:

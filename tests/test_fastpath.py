@@ -10,6 +10,8 @@ import torch.nn as nn
 from generalist_bench.evaluation import evaluate, fastpath
 from generalist_bench.evaluation.fastpath import ModelRunner, prepacked_copy
 
+pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread(one_thread):
@@ -50,6 +52,16 @@ def test_prepacked_copy_converts_the_conv_runs_and_leaves_the_model_alone():
     fast, _ = prepacked_copy(seq)
     kinds = [type(m).__name__ for m in fast]
     assert kinds == ["ReLU", "_OneDNNBlock", "BatchNorm2d", "ReLU", "_OneDNNBlock"]
+    # a layer with a hook stays eager (the hook would be lost); a Sequential subclass keeps its own forward
+    hooked = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3)).eval()
+    hooked[2].register_forward_hook(lambda *a: None)
+    assert [type(m).__name__ for m in prepacked_copy(hooked)[0]] == ["_OneDNNBlock", "Conv2d"]
+
+    class MySeq(nn.Sequential):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    assert prepacked_copy(MySeq(nn.Conv2d(1, 4, 3), nn.ReLU()))[0] is None
 
 
 def test_runner_uses_prepacked_only_for_batch_sizes_that_matched(robust_small_cnn):
@@ -62,10 +74,16 @@ def test_runner_uses_prepacked_only_for_batch_sizes_that_matched(robust_small_cn
             eager = torch.cat([model(p) for p in torch.tensor_split(x[:n], -(-n // 128))])
             assert torch.equal(out, eager), n  # bit for bit: the chunks' eager logits
     # 300 rows run as chunks of 100; every batch size was verified once before any prepacked use
-    assert set(runner.sizes) == {100, 7, 1}
+    assert set(runner.sizes) == {(100, 1, 28, 28), (7, 1, 28, 28), (1, 1, 28, 28)}
     assert runner.report["verified_calls"] == 3 and runner.report["mismatches"] == 0
     assert runner.report["used"] == any(runner.sizes.values())
-    assert runner.report["eager_batch_sizes"] == sorted(k for k, v in runner.sizes.items() if not v)
+    assert runner.report["eager_batch_sizes"] == sorted(k[0] for k, v in runner.sizes.items() if not v)
+    # inputs that are not contiguous (eager may pick other kernels for them) never take the prepacked path
+    before = dict(runner.report)
+    with torch.no_grad():
+        xt = x[:50].transpose(2, 3)
+        assert not xt.is_contiguous() and torch.equal(runner(xt), model(xt))
+    assert runner.report == before and (50, 1, 28, 28) not in runner.sizes
 
 
 def test_runner_gradients_are_the_chunks_eager_gradients(robust_small_cnn):
@@ -81,7 +99,8 @@ def test_runner_gradients_are_the_chunks_eager_gradients(robust_small_cnn):
 
     g = grad(runner, x, y)
     # 150 rows -> 3 chunks of 50
-    ref = torch.cat([grad(model, p, q) for p, q in zip(torch.tensor_split(x, 3), torch.tensor_split(y, 3))])
+    parts = zip(torch.tensor_split(x, 3), torch.tensor_split(y, 3), strict=True)
+    ref = torch.cat([grad(model, p, q) for p, q in parts])
     assert torch.equal(g, ref)
     assert runner.report["verified_calls"] == 0  # gradient passes never take the prepacked path
 
@@ -99,7 +118,7 @@ def test_runner_keeps_eager_logits_when_prepacked_ones_differ(robust_small_cnn):
     with torch.no_grad():
         for _ in range(3):
             assert torch.equal(runner(x), model(x))
-    assert runner.sizes == {20: False} and runner.report["eager_batch_sizes"] == [20]
+    assert runner.sizes == {(20, 1, 28, 28): False} and runner.report["eager_batch_sizes"] == [20]
     assert not runner.report["used"] and runner.report["mismatches"] == 0
 
 
@@ -140,3 +159,15 @@ def test_evaluate_reports_the_runner_and_pyautoattack_engine_runs_the_eager_mode
     ref = evaluate(robust_small_cnn, engine="pyautoattack", **kw)
     assert ref.sanity["model_runner"] is None
     assert torch.equal(r.flags("square"), ref.flags("square"))
+
+
+def test_runner_reports_merge_over_sessions_and_shards():
+    from generalist_bench.evaluation.result import merge_runner_reports
+
+    a = {"chunk_rows": 128, "prepacked": "p", "verified_calls": 3, "mismatches": 0, "used": True,
+         "eager_batch_sizes": [1]}
+    b = {"chunk_rows": 128, "prepacked": "p", "verified_calls": 2, "mismatches": 1, "used": False,
+         "eager_batch_sizes": [1, 3]}
+    m = merge_runner_reports([a, b])
+    assert m["verified_calls"] == 5 and m["mismatches"] == 1 and m["used"] is True
+    assert m["eager_batch_sizes"] == [1, 3] and m["chunk_rows"] == 128

@@ -33,7 +33,15 @@ from .checks import (
 )
 from .engine import CountingModel, EvalState, Runner, prepared
 from .fastpath import ModelRunner
-from .result import AA_COMPONENTS, IDENTITY_KEYS, EvalResult, compute_result, pct, report_violations
+from .result import (
+    AA_COMPONENTS,
+    IDENTITY_KEYS,
+    EvalResult,
+    compute_result,
+    merge_runner_reports,
+    pct,
+    report_violations,
+)
 from .suites import resolve_plan
 
 NORMS = ("Linf", "L2")
@@ -360,13 +368,8 @@ def model_runner(model: nn.Module, engine: str) -> nn.Module:
 
 def _add_runner_report(state: EvalState, report: dict[str, Any]) -> None:
     """Accumulate the model runner's report over the sessions of a resumed evaluation."""
-    old = state.extra.get("model_runner") or {}
-    new = dict(report)
-    for k in ("verified_calls", "mismatches"):
-        new[k] = int(old.get(k, 0)) + int(report[k])
-    new["used"] = bool(old.get("used")) or bool(report["used"])
-    new["eager_batch_sizes"] = sorted(set(old.get("eager_batch_sizes", [])) | set(report["eager_batch_sizes"]))
-    state.extra["model_runner"] = new
+    old = state.extra.get("model_runner")
+    state.extra["model_runner"] = merge_runner_reports([old, report] if old else [report])
 
 
 class ChannelsLast(nn.Module):

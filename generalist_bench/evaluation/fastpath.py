@@ -1,25 +1,26 @@
-"""The evaluation's model runner: the same numbers as the eager model, computed faster on a CPU.
+"""The evaluation's model runner: the eager model's numbers, computed faster on a CPU.
 
-Two things cost time on a CPU beyond the arithmetic of an attack, and neither has to change a single bit:
+Two things cost time on a CPU beyond the arithmetic of an attack:
 
 - **Batch size.** oneDNN's convolutions cost more per image once a batch's activations no longer fit in the
-  cache (a SmallCNN on 28×28 inputs, 2 threads: 0.39 ms per image forward+backward at 128 rows, 0.55 ms at
-  256, 0.67 ms at 512; ``benchmarks/RESULTS.md``). Every model call is therefore split into chunks of at
-  most ``chunk_rows`` rows. Each row's logits and input gradient come from its own computation (a model in
-  eval mode is per-sample), so the chunks' results are the batch's; ``sanity.batch_invariance`` records
-  whether the model's kernels agree bit for bit across batch sizes.
-- **Weight reorders.** An eager ``Conv2d`` converts its input, its weights and its output between PyTorch's
-  layout and oneDNN's blocked layout at every call. For passes that need no gradient (clean predictions,
-  Square's 5,000 queries, FAB's predictions) the runs of ``Conv2d``/``ReLU``/``MaxPool2d`` layers inside
-  ``nn.Sequential`` containers run as one oneDNN block on weights reordered once ("prepacked"), and the
-  activations stay in the blocked layout from the block's first layer to its last. The convolution itself
-  is the same oneDNN primitive on the same numbers; every other layer runs eagerly.
+  cache (SmallCNN on 28×28 inputs: see the "model's passes by batch size" table of ``benchmarks/RESULTS.md``).
+  Every model call is therefore split into chunks of at most ``chunk_rows`` rows (CPU only). A model in eval
+  mode computes each row on its own, so a row's logits and input gradient are the eager model's at the
+  chunk's batch size; kernels may round differently at different batch sizes (pyautoattack's own batches
+  shrink as points are fooled, too), which ``sanity.batch_invariance`` records.
+- **Layout conversions.** An eager ``Conv2d`` converts its input, its weights and its output between
+  PyTorch's layout and oneDNN's blocked layout at every call. For passes that need no gradient (clean
+  predictions, Square's 5,000 queries, FAB's predictions) the runs of ``Conv2d``/``ReLU``/``MaxPool2d``
+  layers inside plain ``nn.Sequential`` containers run as one oneDNN block on weights reordered once
+  ("prepacked"), the activations staying in the blocked layout from the block's first layer to its last;
+  every other layer runs eagerly.
 
-The prepacked path is used for a batch size only after its logits have equalled the eager model's bit for
-bit on the evaluation's own images at that batch size (kernels may differ between batch sizes: on the
-SmallCNN a single row is computed differently), and it is re-checked every ``VERIFY_EVERY`` calls. A batch
-size that differs stays eager; a later difference is counted and reported (``sanity.model_runner``,
-a run violation; ``strict`` makes it an error).
+Whether that gives the eager model's bits is checked, not assumed: the prepacked path is used for an input
+shape only after its logits have equalled the eager model's bit for bit on the evaluation's own images of
+that shape (on the SmallCNN a single row is computed differently, so batch size 1 stays eager), and a sample
+of later calls (every ``VERIFY_EVERY``-th prepacked call) is computed both ways again. A shape that differs
+stays eager; a difference after use is counted and reported (``sanity.model_runner``, a run violation;
+``strict`` makes it an error). Inputs are checked finite before an evaluation starts.
 """
 
 from __future__ import annotations
@@ -87,13 +88,18 @@ class _OneDNNBlock(nn.Module):
         return h.to_dense()
 
 
+def _hooked(m: nn.Module) -> bool:
+    """Hooks or parametrizations would be lost in a block: such layers stay eager."""
+    return bool(m._forward_hooks or m._forward_pre_hooks or getattr(m, "parametrizations", None))
+
+
 def _convert(module: nn.Module) -> int:
-    """Replace, in place, every run of Conv2d/ReLU/MaxPool2d children of ``nn.Sequential`` containers, from
-    its first Conv2d on, by a ``_OneDNNBlock``. Returns the number of convolutions converted."""
+    """Replace, in place, every run of Conv2d/ReLU/MaxPool2d children (without hooks) of plain ``nn.Sequential``
+    containers, from its first Conv2d on, by a ``_OneDNNBlock``. Returns the number of convolutions converted."""
     n = 0
     for child in module.children():
         n += _convert(child)
-    if not isinstance(module, nn.Sequential):
+    if type(module) is not nn.Sequential:  # a subclass may define its own forward
         return n
     items = list(module._modules.items())
     new: list[tuple[str, nn.Module]] = []
@@ -111,7 +117,7 @@ def _convert(module: nn.Module) -> int:
         run.clear()
 
     for name, m in items:
-        if type(m) in _BLOCK_LAYERS:
+        if type(m) in _BLOCK_LAYERS and not _hooked(m):
             run.append((name, m))
         else:
             flush()
@@ -152,7 +158,7 @@ class ModelRunner(nn.Module):
         self.chunk_rows = chunk_rows
         self.fast, self.reason = prepacked_copy(model) if prepack else (None, "disabled")
         self.calls = 0
-        self.sizes: dict[int, bool] = {}  # batch size -> prepacked logits equal the eager ones
+        self.sizes: dict[tuple[int, ...], bool] = {}  # input shape -> prepacked logits equal the eager ones
         self.report: dict[str, Any] = {"chunk_rows": chunk_rows, "prepacked": self.reason, "verified_calls": 0,
                                        "mismatches": 0, "used": False, "eager_batch_sizes": []}
 
@@ -166,7 +172,7 @@ class ModelRunner(nn.Module):
 
     def _chunks(self, x: torch.Tensor) -> list[torch.Tensor]:
         n = x.shape[0]
-        if not self.chunk_rows or n <= self.chunk_rows:
+        if not self.chunk_rows or n <= self.chunk_rows or x.device.type != "cpu":  # accelerators: whole batches
             return [x]
         return list(torch.tensor_split(x, -(-n // self.chunk_rows)))
 
@@ -184,9 +190,12 @@ class ModelRunner(nn.Module):
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     def _fast_chunk(self, x: torch.Tensor) -> torch.Tensor:
-        """Prepacked logits for a batch size that has matched the eager model bit for bit; a new batch size
-        (and every ``VERIFY_EVERY``-th call) is computed both ways and compared, and gets the eager logits."""
-        n = x.shape[0]
+        """Prepacked logits for an input shape that has matched the eager model bit for bit; a new shape (and
+        every ``VERIFY_EVERY``-th prepacked call) is computed both ways and compared, and gets the eager logits.
+        Inputs that are not contiguous (e.g. channels_last: eager picks other kernels for them) stay eager."""
+        if not x.is_contiguous():
+            return self.model(x)
+        n = tuple(x.shape)
         self.calls += 1
         ok = self.sizes.get(n)
         if ok is None or (ok and self.calls % VERIFY_EVERY == 0):
@@ -202,7 +211,7 @@ class ModelRunner(nn.Module):
                 self.report["mismatches"] += 1
             self.sizes[n] = same
             if not same:
-                self.report["eager_batch_sizes"] = sorted(k for k, v in self.sizes.items() if not v)
+                self.report["eager_batch_sizes"] = sorted(k[0] for k, v in self.sizes.items() if not v)
             return eager
         if ok:
             self.report["used"] = True

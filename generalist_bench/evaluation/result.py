@@ -267,6 +267,16 @@ def merge_results(results: Sequence[EvalResult | Mapping[str, Any]], strict: boo
     return result
 
 
+def merge_runner_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One ``sanity.model_runner`` for several sessions or shards: counts summed, ``used`` if any used it."""
+    out = dict(reports[-1])
+    for k in ("verified_calls", "mismatches"):
+        out[k] = sum(int(r.get(k, 0)) for r in reports)
+    out["used"] = any(bool(r.get("used")) for r in reports)
+    out["eager_batch_sizes"] = sorted({int(b) for r in reports for b in r.get("eager_batch_sizes", [])})
+    return out
+
+
 def _merge_sanity(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"run_violations": []}
     msgs: dict[str, int] = {}
@@ -282,6 +292,9 @@ def _merge_sanity(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 q[k] += p.get(k, 0)
     out["autoattack_checks"] = [{"message": m, "count": c} for m, c in msgs.items()]
     out["perturbation"] = perturb
+    runners = [s["model_runner"] for s in items if s.get("model_runner")]
+    if runners:
+        out["model_runner"] = merge_runner_reports(runners)
     for key in ("batch_invariance", "eps0", "large_eps"):
         vals = [s[key] for s in items if key in s]
         if vals:
