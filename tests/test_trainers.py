@@ -322,3 +322,19 @@ def test_multinorm_generalist_trains_from_the_config_file_alone(tmp_path):
     assert set(last["gamma"]) == {"natural", "linf", "l2"} and sum(last["gamma"].values()) == pytest.approx(1.0)
     assert {"natural/loss", "linf/loss", "l2/loss"} <= set(last["train"])
     assert [h["redistributed"] for h in res.history] == [False, True]
+
+
+def test_reopening_a_finished_run_keeps_the_training_sessions_machine(tmp_path):
+    """Publishing a finished run resumes it without training: the summary keeps the hardware, versions and
+    commit of the session that trained it (a reopening process may use another thread count)."""
+    import json
+
+    cfg = tiny("fmnist-smallcnn-pgd_at", "train.epochs=1")
+    Engine(cfg, tmp_path, progress=False).run()
+    path = tmp_path / "summary.json"
+    s = json.loads(path.read_text())
+    s["hardware"]["torch_threads"], s["commit"] = 77, "trained-here"
+    path.write_text(json.dumps(s))
+    again = Engine(cfg, tmp_path, resume=True, progress=False).run()
+    assert again.summary["hardware"]["torch_threads"] == 77 and again.summary["commit"] == "trained-here"
+    assert json.loads(path.read_text())["commit"] == "trained-here"

@@ -364,6 +364,15 @@ class Engine:
             "versions": library_versions(),
             "commit": git_commit(),
         }
+        old = self.out_dir / "summary.json"
+        if self.start_epoch > self.cfg.train.epochs and old.exists():
+            # nothing trained in this process (a finished run reopened, e.g. to publish it): the machine, thread
+            # count, versions and commit that trained it stay those of the session that wrote the summary
+            try:
+                prev = json.loads(old.read_text())
+                summary.update({k: prev[k] for k in ("hardware", "versions", "commit") if k in prev})
+            except (OSError, ValueError):
+                pass
         if self.dist.is_primary:
             atomic_write_json(self.out_dir / "summary.json", summary)
         return TrainResult(best, final, self.history, self.checkpoint_path, self.best_path, self.out_dir, summary)
