@@ -73,7 +73,7 @@ def hardware_label(hw: Mapping[str, Any]) -> tuple[str | None, str | None]:
         short = f"{hw['gpu']}" + (f" ×{n}" if n and n != 1 else "")
     else:
         threads = hw.get("torch_threads") or hw.get("cpu_count")
-        short = f"CPU, {threads} threads" if threads else "CPU"
+        short = f"CPU, {threads} thread{'' if threads == 1 else 's'}" if threads else "CPU"
     detail = ", ".join(f"{k}: {v}" for k, v in hw.items())
     return short, detail
 
