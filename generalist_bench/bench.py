@@ -218,8 +218,8 @@ def model_section(model_name: str, sizes: list[int], images: int = 1024, repeats
 
     model = load_model(model_name, dataset="fashion_mnist").eval().requires_grad_(False)
     fast, reason = prepacked_copy(model)
-    x = load_dataset("fashion_mnist", "test").x[:images]
-    y = load_dataset("fashion_mnist", "test").y[:images]
+    test = load_dataset("fashion_mnist", "test")
+    x, y = test.x[:images], test.y[:images]
 
     def no_grad(m):
         def f(xb, yb):

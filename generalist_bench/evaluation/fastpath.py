@@ -176,9 +176,8 @@ class ModelRunner(nn.Module):
             return [x]
         return list(torch.tensor_split(x, -(-n // self.chunk_rows)))
 
-    def _run(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        parts = self._chunks(x)
-        outs = [model(p) for p in parts]
+    def _run(self, fn, x: torch.Tensor) -> torch.Tensor:
+        outs = [fn(p) for p in self._chunks(x)]
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -186,14 +185,13 @@ class ModelRunner(nn.Module):
             p.requires_grad for p in self.model.parameters()))
         if needs_grad or self.fast is None or self.model.training or x.device.type != "cpu":
             return self._run(self.grad_model if needs_grad else self.model, x)
-        outs = [self._fast_chunk(p) for p in self._chunks(x)]
-        return outs[0] if len(outs) == 1 else torch.cat(outs)
+        return self._run(self._fast_chunk, x)
 
     def _fast_chunk(self, x: torch.Tensor) -> torch.Tensor:
         """Prepacked logits for an input shape that has matched the eager model bit for bit; a new shape (and
         every ``VERIFY_EVERY``-th prepacked call) is computed both ways and compared, and gets the eager logits.
         Inputs that are not contiguous (e.g. channels_last: eager picks other kernels for them) stay eager."""
-        if not x.is_contiguous():
+        if not x.is_contiguous() or self.fast is None:  # (switched off by an earlier chunk of this call)
             return self.model(x)
         n = tuple(x.shape)
         self.calls += 1
