@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from generalist_bench.evaluation import evaluate, fastpath
+from generalist_bench.evaluation.engine import CountingModel
 from generalist_bench.evaluation.fastpath import ModelRunner, prepacked_copy
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
@@ -171,3 +173,111 @@ def test_runner_reports_merge_over_sessions_and_shards():
     m = merge_runner_reports([a, b])
     assert m["verified_calls"] == 5 and m["mismatches"] == 1 and m["used"] is True
     assert m["eager_batch_sizes"] == [1, 3] and m["chunk_rows"] == 128
+
+
+# ------------------------------------------------------------------------------------------ the fast engine's search
+class _Liar(nn.Module):
+    """A search model that calls every input misclassified: the exact logits plus 1,000 on the least likely class
+    (a piecewise-constant shift, so input gradients stay the exact model's)."""
+
+    dtype = "float32"
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        z = self.model(x)
+        return z + 1000.0 * F.one_hot(z.argmin(1), z.shape[1]).to(z.dtype)
+
+
+def _points(model, n=24):
+    torch.manual_seed(1)
+    x = torch.rand(n, 1, 28, 28)
+    with torch.no_grad():
+        return x, model(x).max(1)[1]  # every point classified "correctly"
+
+
+def test_search_is_opt_in_and_its_verdicts_are_confirmed_by_the_exact_model(mlp):
+    runner = ModelRunner(mlp, search_model=_Liar(mlp))
+    counting = CountingModel(runner)
+    x, y = _points(mlp)
+    with torch.no_grad():
+        assert torch.equal(counting(x), mlp(x))  # outside a search: the exact model
+        with fastpath.search(counting):
+            assert fastpath.is_searching(counting)
+            cand = counting(x).max(1)[1] != y
+            assert cand.all()  # the search says: all fooled
+            assert not fastpath.confirm_fooled(counting, x, y, cand).any()  # the exact model disagrees
+            with fastpath.exact(counting):
+                assert torch.equal(counting(x), mlp(x))
+            assert fastpath.is_searching(counting)
+        assert not fastpath.is_searching(counting)
+        assert torch.equal(fastpath.confirm_fooled(counting, x, y, cand), cand)  # outside: verdicts are exact
+    assert runner.report["rejected"] == len(x) and runner.report["confirmed"] == 0
+    assert runner.report["search_images"] == len(x)
+    plain = ModelRunner(mlp)  # compact engine: no search model, search() changes nothing
+    with fastpath.search(plain):
+        assert not fastpath.is_searching(plain)
+
+
+@pytest.mark.parametrize("attack", ["apgd-ce", "apgd-t", "fab-t"])
+def test_attack_loops_count_a_point_fooled_only_when_the_exact_model_agrees(mlp, fmnist_test, attack):
+    """With a search model that calls everything misclassified, the loops would stop at once if they trusted it:
+    every row they return as fooled must be misclassified by the exact model, inside the ball."""
+    from generalist_bench.attacks import build_attack, compact
+
+    runner = ModelRunner(mlp, search_model=_Liar(mlp))
+    x, y = fmnist_test.x[:48], fmnist_test.y[:48]
+    with torch.no_grad():
+        ok = mlp(x).max(1)[1] == y
+    x, y = x[ok], y[ok]
+    eps = 0.03
+    spec = build_attack(attack, norm="Linf", eps=eps, params={"n_iter": 10})
+    atk = spec.build(runner, x.device, 0)
+    n = len(y)
+    if attack.startswith("apgd"):
+        atk.init_hyperparam(x)
+        x_init = (x + eps * (2 * torch.rand_like(x) - 1)).clamp(0, 1)
+        with torch.no_grad():
+            order = mlp(x).sort(dim=1)[1]
+        yt = order[:, -2] if attack == "apgd-t" else None
+        fooled, xa = compact.apgd_run(atk, x, y, x_init, y_target=yt)
+    else:
+        with torch.no_grad():
+            lt = mlp(x).sort(dim=1)[1][:, -2]
+        fooled, xa = compact.fab_targeted_run(atk, x, y, lt, torch.arange(n))
+    assert 0 < int(fooled.sum()) < n  # the attack ran: some points fooled, not all (the liar's verdicts were not taken)
+    with torch.no_grad():
+        assert (mlp(xa[fooled]).max(1)[1] != y[fooled]).all()
+    assert ((xa - x).abs().flatten(1).max(1)[0] <= eps + 1e-6).all()
+    assert runner.report["rejected"] > 0 and runner.report["confirmed"] >= int(fooled.sum())
+
+
+def test_square_under_a_lying_search_takes_the_exact_margins(mlp, monkeypatch):
+    """Every margin the liar gives says "fooled", so each one is recomputed by the exact model on the same rows:
+    Square's flags must equal the compact engine's exactly."""
+    from generalist_bench.evaluation import api
+
+    kw = dict(eps=0.1, attacks=[("square", {"n_queries": 200})], n_examples=24, batch_size=24, progress=False)
+    ref = evaluate(mlp, **kw)
+    monkeypatch.setattr(api, "SearchModel", _Liar)
+    fast = evaluate(mlp, engine="fast", **kw)
+    assert torch.equal(fast.flags("robust"), ref.flags("robust"))
+    assert 0 < int(ref.flags("robust").sum()) < int(ref.flags("clean").sum())  # Square fooled some points, not all
+    mr = fast.sanity["model_runner"]
+    assert mr["rejected"] > 0 and mr["search_images"] > 0
+
+
+def test_fast_engine_runs_the_clean_pass_exactly_and_reports_its_search(mlp):
+    kw = dict(eps=0.1, attacks=[("apgd-ce", {"n_iter": 10}), ("fab-t", {"n_iter": 10, "n_target_classes": 2})],
+              n_examples=32, batch_size=32, progress=False)
+    fast = evaluate(mlp, engine="fast", **kw)
+    ref = evaluate(mlp, **kw)
+    assert torch.equal(fast.flags("clean"), ref.flags("clean"))  # the clean pass is float32, not the search
+    assert fast.protocol["search_dtype"] == ("bfloat16" if fastpath.bf16_native() else "float32")
+    assert ref.protocol["search_dtype"] is None
+    mr = fast.sanity["model_runner"]
+    assert mr["search_dtype"] == fast.protocol["search_dtype"] and mr["search_images"] > 0
+    assert mr["confirmed"] >= 1  # points were fooled, each verdict confirmed in float32
+    assert (fast.flags("robust") == ref.flags("robust")).float().mean().item() >= 0.9

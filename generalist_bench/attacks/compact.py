@@ -28,6 +28,11 @@ batch size (a row's logits can differ in the last bits as the batch shrinks); ``
 in the result records whether the model's logits depend on the batch size at all. The evaluation calls the
 model through ``evaluation.fastpath.ModelRunner`` (row chunks, prepacked no-grad passes), which returns the
 eager model's numbers.
+
+Under the ``fast`` engine the loops below run their iterations on a bfloat16 search model (``search``); each
+verdict that settles a row — APGD's misclassified iterate, FAB's adversarial iterate, Square's margin ≤ 0 — is
+recomputed by the exact float32 model first (``confirm_fooled``, ``square_margins``), and a rejected row stays.
+Everything outside the loops (which points are attacked, the target order) is float32 under every engine.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from pyautoattack.checks import check_zero_gradients
 from pyautoattack.fab_projections import projection_l2, projection_linf
 from pyautoattack.other_utils import L2_norm
 
+from ..evaluation.fastpath import confirm_fooled, exact, is_searching, record_verdicts, search
 from .apgd import apgd_start, resolve_indices
 
 
@@ -66,7 +72,13 @@ def apgd_run(atk, x: torch.Tensor, y: torch.Tensor, x_init: torch.Tensor, *, y_t
     """pyautoattack ``APGDAttack.attack_single_run`` (Linf/L2) for rows ``x`` from ``x_init``, dropping rows as
     their flags settle. ``atk`` is an initialised pyautoattack APGD object (its hyper-parameters and helpers
     are used). Returns ``(fooled, x_adv)``: per row whether it was misclassified at some iterate, and that
-    iterate (the start for rows never fooled)."""
+    iterate (the start for rows never fooled). The iterations run on the ``fast`` engine's search model
+    where there is one; a row counts as misclassified only once the exact model agrees."""
+    with search(atk.model):
+        return _apgd_run(atk, x, y, x_init, y_target=y_target, groups=groups)
+
+
+def _apgd_run(atk, x, y, x_init, *, y_target, groups):
     if atk.norm not in ("Linf", "L2") or atk.is_tf_model or atk.use_largereps:
         raise NotImplementedError("the compacting APGD covers Linf and L2 on PyTorch models")
     n_all = x.shape[0]
@@ -101,7 +113,7 @@ def apgd_run(atk, x: torch.Tensor, y: torch.Tensor, x_init: torch.Tensor, *, y_t
     grad_best = grad.clone()
     if atk.loss in ("dlr", "dlr-targeted"):
         check_zero_gradients(grad, logger=atk.logger)
-    acc = logits.detach().max(1)[1] == yo
+    acc = ~confirm_fooled(atk.model, x_adv, yo, logits.detach().max(1)[1] != yo)
     loss_best = loss_indiv.detach().clone()
     alpha = 2.0
     step_size = alpha * atk.eps * torch.ones([n_all, *([1] * atk.ndims)], device=x.device)
@@ -151,7 +163,7 @@ def apgd_run(atk, x: torch.Tensor, y: torch.Tensor, x_init: torch.Tensor, *, y_t
             x_adv = x_adv_1 + 0.0
 
         logits, loss_indiv, grad = loss_grad(x_adv, yo, yt)
-        pred = logits.detach().max(1)[1] == yo
+        pred = ~confirm_fooled(atk.model, x_adv, yo, logits.detach().max(1)[1] != yo)
         if not bool(pred.all()):  # upstream: acc = min(acc, pred) is final for these rows; x_best_adv = x_adv
             drop(~pred)
             if len(yo) == 0:
@@ -239,7 +251,13 @@ def _run_groups(runs: list, n_points: int) -> list[list]:
 def fab_targeted_run(atk, x: torch.Tensor, y: torch.Tensor, la_target: torch.Tensor, groups: torch.Tensor):
     """pyautoattack ``FABAttack.attack_single_run(is_targeted=True, use_rand_start=False)`` (Linf/L2) on rows
     that are all classified correctly, dropping a row once it holds an adversarial example within eps.
-    Returns ``(fooled, x_adv)`` per row."""
+    Returns ``(fooled, x_adv)`` per row. The iterations run on the ``fast`` engine's search model where there
+    is one; an iterate counts as adversarial only once the exact model agrees."""
+    with search(atk.predict):
+        return _fab_targeted_run(atk, x, y, la_target, groups)
+
+
+def _fab_targeted_run(atk, x, y, la_target, groups):
     if atk.norm not in ("Linf", "L2"):
         raise NotImplementedError("the compacting FAB covers Linf and L2")
     n_all = x.shape[0]
@@ -282,7 +300,7 @@ def fab_targeted_run(atk, x: torch.Tensor, y: torch.Tensor, la_target: torch.Ten
                               atk.alpha_max * torch.ones(a1.shape, device=x.device))
             x1 = ((x1 + atk.eta * d1) * (1 - alpha) + (im2 + d2 * atk.eta) * alpha).clamp(0.0, 1.0)
 
-            is_adv = atk._get_predicted_label(x1) != la2
+            is_adv = confirm_fooled(atk.predict, x1, la2, atk._get_predicted_label(x1) != la2)
             if is_adv.sum() > 0:
                 ind_adv = atk.check_shape(is_adv.nonzero().squeeze())
                 if atk.norm == "Linf":
@@ -360,11 +378,30 @@ def square_linf_run(atk, x: torch.Tensor, y: torch.Tensor):
     proposed image equals the current best: upstream still runs the model on it, finds the same loss (not
     strictly lower) and a positive margin, and changes nothing but the query count. Here such rows skip the
     forward pass and take exactly that outcome; every other operation, the shared random draws included, is
-    upstream's. ``atk`` is a ``SeededSquare`` (its per-point stripe draws) prepared by ``perturb``.
+    upstream's. ``atk`` is a ``SeededSquare`` (its per-point stripe draws) prepared by ``perturb``. The queries
+    run on the ``fast`` engine's search model where there is one (``square_margins``).
     """
+    with search(atk.predict):
+        return _square_linf_run(atk, x, y)
+
+
+def square_margins(atk, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Upstream's ``margin_and_loss``; in a search, the rows whose margin says "misclassified" get the exact
+    model's margin and loss instead (a rejected row keeps being attacked)."""
     from pyautoattack.square import SquareAttack
 
-    margin_and_loss = SquareAttack.margin_and_loss  # upstream's (no per-point bookkeeping after the init draw)
+    margin, loss = SquareAttack.margin_and_loss(atk, x, y)
+    cand = margin <= 0.0
+    if is_searching(atk.predict) and bool(cand.any()):
+        with exact(atk.predict):
+            m, lo = SquareAttack.margin_and_loss(atk, x[cand], y[cand])
+        record_verdicts(atk.predict, confirmed=int((m <= 0.0).sum()), rejected=int((m > 0.0).sum()))
+        margin[cand], loss[cand] = m, lo
+    return margin, loss
+
+
+def _square_linf_run(atk, x, y):
+    margin_and_loss = square_margins  # upstream's, confirmed in a search (no per-point bookkeeping after the init)
     with torch.no_grad():
         c, h, w = x.shape[1:]
         n_features = c * h * w

@@ -62,7 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="evaluate in this many processes (shards merged; exact), threads split between them")
     th.add_argument("--engine", default="compact", choices=("compact", "pyautoattack", "fast"),
                     help="compact (default; robust flags identical to pyautoattack's, without its wasted work), "
-                         "pyautoattack (upstream's loops) or fast (compact + channels_last; not bit-exact)")
+                         "pyautoattack (upstream's loops) or fast (compact whose iterations search in bfloat16, every "
+                         "fooled verdict confirmed in float32; not exact)")
     th.add_argument("--check-eps0", action="store_true", help="sanity run: PGD at eps 0 must leave clean accuracy")
     th.add_argument("--check-large-eps", action="store_true", help="sanity run: PGD at eps 0.5 must reach ~0%%")
     th.add_argument("--strict", action="store_true", help="fail (exit 2) when a sanity check fails")

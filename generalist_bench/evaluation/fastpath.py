@@ -15,6 +15,16 @@ Two things cost time on a CPU beyond the arithmetic of an attack:
   ("prepacked"), the activations staying in the blocked layout from the block's first layer to its last;
   every other layer runs eagerly.
 
+The ``fast`` engine adds a **search model**: a channels_last copy run under bfloat16 autocast (where the CPU
+computes bfloat16 natively; float32 channels_last otherwise). The compacting attack loops
+(``attacks.compact``) opt into it with ``search(model)`` for their iterations only, and every verdict they
+take from it — "this point is misclassified" — is confirmed by the exact float32 model before it counts
+(``confirm_fooled``); a rejected candidate stays in the attack. Everything outside those loops (the clean
+pass, which points an attack gets, target orders, the final check of every adversarial example) runs on the
+exact float32 model. So a point is reported fooled only when the float32 model misclassifies a point inside
+the ball; what bfloat16 can change is which points the search finds, measured by ``generalist_bench.bench``
+against the exact engines.
+
 Whether that gives the eager model's bits is checked, not assumed: the prepacked path is used for an input
 shape only after its logits have equalled the eager model's bit for bit on the evaluation's own images of
 that shape (on the SmallCNN a single row is computed differently, so batch size 1 stays eager), and a sample
@@ -25,7 +35,9 @@ stays eager; a difference after use is counted and reported (``sanity.model_runn
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -145,22 +157,55 @@ def prepacked_copy(model: nn.Module) -> tuple[nn.Module | None, str]:
     return fast, f"{n} Conv2d layer(s) prepacked in oneDNN blocks"
 
 
+def bf16_native() -> bool:
+    """Whether this CPU computes bfloat16 convolutions natively (oneDNN: AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class SearchModel(nn.Module):
+    """The ``fast`` engine's search model: a frozen channels_last copy of ``model``, run under bfloat16 autocast
+    when the CPU computes bfloat16 natively (``dtype="bfloat16"``), else in float32; float32 logits out, input
+    gradients flow back in float32."""
+
+    def __init__(self, model: nn.Module, dtype: str | None = None):
+        super().__init__()
+        self.dtype = dtype or ("bfloat16" if bf16_native() else "float32")
+        if self.dtype not in ("bfloat16", "float32"):
+            raise ValueError(f"search dtype {self.dtype!r}: bfloat16 or float32")
+        self.model = copy.deepcopy(model).to(memory_format=torch.channels_last).requires_grad_(False)
+        self.training = model.training
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.dtype == "bfloat16"):
+            out = self.model(x)
+        return out.float()
+
+
 class ModelRunner(nn.Module):
     """Calls ``model`` on chunks of at most ``chunk_rows`` rows; no-grad calls go through the prepacked copy
-    once it has matched the eager model bit for bit. ``grad_model`` (default ``model``) serves the calls that
-    need input gradients (the ``fast`` engine passes a channels_last copy)."""
+    once it has matched the eager model bit for bit. With a ``search_model`` (the ``fast`` engine), calls made
+    inside ``search(runner)`` go to it instead (CPU inputs only)."""
 
     def __init__(self, model: nn.Module, *, chunk_rows: int | None = DEFAULT_CHUNK_ROWS, prepack: bool = True,
-                 grad_model: nn.Module | None = None):
+                 search_model: SearchModel | None = None):
         super().__init__()
         self.model = model
-        self.grad_model = model if grad_model is None else grad_model
+        self.search_model = search_model
+        self.searching = False
         self.chunk_rows = chunk_rows
         self.fast, self.reason = prepacked_copy(model) if prepack else (None, "disabled")
         self.calls = 0
         self.sizes: dict[tuple[int, ...], bool] = {}  # input shape -> prepacked logits equal the eager ones
         self.report: dict[str, Any] = {"chunk_rows": chunk_rows, "prepacked": self.reason, "verified_calls": 0,
                                        "mismatches": 0, "used": False, "eager_batch_sizes": []}
+        if search_model is not None:
+            self.report.update({"search_dtype": search_model.dtype, "search_images": 0, "confirmed": 0,
+                                "rejected": 0})
 
     @property
     def training(self) -> bool:  # the wrapped model's mode (the evaluation's train-mode tripwire reads it)
@@ -181,10 +226,13 @@ class ModelRunner(nn.Module):
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.searching and self.search_model is not None and x.device.type == "cpu" and not self.model.training:
+            self.report["search_images"] += int(x.shape[0])
+            return self._run(self.search_model, x)
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(
             p.requires_grad for p in self.model.parameters()))
         if needs_grad or self.fast is None or self.model.training or x.device.type != "cpu":
-            return self._run(self.grad_model if needs_grad else self.model, x)
+            return self._run(self.model, x)
         return self._run(self._fast_chunk, x)
 
     def _fast_chunk(self, x: torch.Tensor) -> torch.Tensor:
@@ -215,3 +263,64 @@ class ModelRunner(nn.Module):
             self.report["used"] = True
             return self.fast(x)
         return self.model(x)
+
+
+# ------------------------------------------------------------------------------------------ search / verdicts
+def find_runner(model: nn.Module) -> ModelRunner | None:
+    """The ``ModelRunner`` ``model`` is or wraps (through ``.model`` attributes, e.g. the counting wrapper)."""
+    seen = 0
+    while model is not None and not isinstance(model, ModelRunner) and seen < 8:
+        model, seen = getattr(model, "model", None), seen + 1
+    return model if isinstance(model, ModelRunner) else None
+
+
+def _searcher(model: nn.Module) -> ModelRunner | None:
+    r = find_runner(model)
+    return r if r is not None and r.search_model is not None else None
+
+
+@contextlib.contextmanager
+def search(model: nn.Module, on: bool = True) -> Iterator[None]:
+    """Inside: calls of ``model`` go to the runner's search model (``on``) or to the exact model (``on=False``).
+    A no-op for models without a search model (every engine but ``fast``)."""
+    r = _searcher(model)
+    if r is None:
+        yield
+        return
+    old, r.searching = r.searching, on
+    try:
+        yield
+    finally:
+        r.searching = old
+
+
+def exact(model: nn.Module):
+    """Inside: calls of ``model`` go to the exact float32 model (see ``search``)."""
+    return search(model, False)
+
+
+def is_searching(model: nn.Module) -> bool:
+    r = _searcher(model)
+    return bool(r is not None and r.searching)
+
+
+def confirm_fooled(model: nn.Module, x: torch.Tensor, y: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """The ``candidates`` rows (bool mask) that the exact model misclassifies too. Candidates come from the search
+    model's logits; outside a search they are the exact model's verdicts already and are returned as they are."""
+    r = _searcher(model)
+    if r is None or not r.searching or not bool(candidates.any()):
+        return candidates
+    with exact(model), torch.no_grad():
+        wrong = model(x[candidates].detach()).max(1)[1] != y[candidates]
+    out = candidates.clone()
+    out[candidates] = wrong
+    record_verdicts(model, confirmed=int(wrong.sum()), rejected=int((~wrong).sum()))
+    return out
+
+
+def record_verdicts(model: nn.Module, *, confirmed: int, rejected: int) -> None:
+    """Count search verdicts the exact model confirmed / rejected (``sanity.model_runner``)."""
+    r = _searcher(model)
+    if r is not None:
+        r.report["confirmed"] += confirmed
+        r.report["rejected"] += rejected

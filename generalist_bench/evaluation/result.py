@@ -268,10 +268,12 @@ def merge_results(results: Sequence[EvalResult | Mapping[str, Any]], strict: boo
 
 
 def merge_runner_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """One ``sanity.model_runner`` for several sessions or shards: counts summed, ``used`` if any used it."""
+    """One ``sanity.model_runner`` for several sessions or shards: counts summed (prepacked verifications, and the
+    ``fast`` engine's searched images and confirmed / rejected verdicts), ``used`` if any used it."""
     out = dict(reports[-1])
-    for k in ("verified_calls", "mismatches"):
-        out[k] = sum(int(r.get(k, 0)) for r in reports)
+    for k in ("verified_calls", "mismatches", "search_images", "confirmed", "rejected"):
+        if any(k in r for r in reports):
+            out[k] = sum(int(r.get(k, 0)) for r in reports)
     out["used"] = any(bool(r.get("used")) for r in reports)
     out["eager_batch_sizes"] = sorted({int(b) for r in reports for b in r.get("eager_batch_sizes", [])})
     return out
