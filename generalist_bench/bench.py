@@ -4,7 +4,8 @@ Everything runs in this process, on the same model, points, data and thread coun
 
 - **AutoAttack** (standard, Linf) on the first ``--n`` test points of a zoo model: ``pyautoattack`` called as a
   user calls it, ``pyautoattack`` with the model's parameters frozen, our harness with upstream's loops
-  (``engine="pyautoattack"``), our ``compact`` engine (the default) and our ``fast`` engine, and
+  (``engine="pyautoattack"``), our ``compact`` engine (the default) and our ``fast`` engine (bfloat16 search,
+  every fooled verdict confirmed in float32), and
   ``torchattacks.AutoAttack`` (whose APGD runs 10 iterations, not AutoAttack's 100: a different, weaker
   attack, timed only for reference). Exactness is checked, not assumed: ``compact`` must give exactly the
   per-point flags of ``engine="pyautoattack"`` (same random starts); ``fast`` must agree with ``compact`` on
@@ -185,6 +186,41 @@ def aa_section(model_name: str, n: int, bs: int, skip_slow_baselines: bool) -> d
         r["speedup_vs_pyautoattack"] = base / r["seconds"]
         r["flags"] = None
     return {"model": model_name, "n": n, "batch_size": bs, "eps": eps, "runs": runs, "checks": checks}
+
+
+def agreement_section(model_name: str, result_path: str) -> dict[str, Any]:
+    """The ``fast`` engine against a committed exact AutoAttack result of the same zoo model (same points, batch
+    size and seed): per-point flag agreement and robust-accuracy difference on that result's n points, a larger
+    sample than the side-by-side section's."""
+    from .evaluation import EvalResult, evaluate
+    from .evaluation.api import model_fingerprint
+    from .zoo.store import load_model
+
+    ref = EvalResult.from_json(Path(result_path).read_text())
+    pr = ref.protocol
+    model = load_model(model_name, dataset=pr["dataset"])
+    if model_fingerprint(model) != pr["model_sha256"]:
+        raise SystemExit(f"{result_path} is a result of another model than {model_name}")
+    if not pr.get("exact", True) or pr.get("suite") != "autoattack":
+        raise SystemExit(f"{result_path} is not an exact standard AutoAttack result")
+    log(f"agreement: fast engine on the {pr['n_examples']} points of {result_path} ...")
+    t0 = time.perf_counter()
+    r = evaluate(model, dataset=pr["dataset"], threat_model=pr["norm"], eps=pr["eps"], n_examples=pr["n_examples"],
+                 batch_size=pr["batch_size"], seed=pr["seed"], split=pr["split"], index_rule=pr["index_rule"],
+                 sample_seed=pr.get("sample_seed"), engine="fast", progress=False)
+    seconds = time.perf_counter() - t0
+    a, b = r.flags("robust"), ref.flags("robust")
+    agree = (a == b).float().mean().item()
+    diff = abs(r.robust_acc - ref.robust_acc)
+    mr = r.sanity.get("model_runner") or {}
+    return {"model": model_name, "reference": result_path, "reference_engine": pr["engine"], "n": pr["n_examples"],
+            "eps": pr["eps"], "reference_robust_acc": ref.robust_acc, "fast_robust_acc": r.robust_acc,
+            "clean_identical": bool(torch.equal(r.flags("clean"), ref.flags("clean"))), "flag_agreement": agree,
+            "disagreements": int((a != b).sum()), "fast_only_robust": int((a & ~b).sum()),
+            "fast_only_fooled": int((~a & b).sum()), "robust_acc_diff_points": diff,
+            "within_tolerance": agree >= 0.998 and diff <= 0.1, "fast_seconds": seconds,
+            "search_dtype": r.protocol.get("search_dtype"), "confirmed": mr.get("confirmed"),
+            "rejected": mr.get("rejected")}
 
 
 def scaling_section(model_name: str, ns: list[int], batch_sizes: list[int], n_bs: int, bs0: int,
@@ -405,6 +441,21 @@ def render(res: dict[str, Any]) -> str:
                      for a in AA_COMPONENTS]
             L.append(f"| {name} | " + " | ".join(cells) + " |")
         L.append("")
+    ag = res.get("agreement")
+    if ag:
+        L += [f"## The fast engine on {ag['n']} points: agreement with a committed exact result", "",
+              f"`{ag['model']}`, standard AutoAttack Linf eps {ag['eps']:g}, the points, batch size and seed of "
+              f"`{ag['reference']}` (engine `{ag['reference_engine']}`); fast engine searching in "
+              f"{ag['search_dtype']}, every fooled verdict confirmed in float32.", "",
+              "| | exact (committed) | fast (this run) |", "|---|---:|---:|",
+              f"| robust accuracy (%) | {ag['reference_robust_acc']:.2f} | {ag['fast_robust_acc']:.2f} |", "",
+              f"- clean flags identical: **{ag['clean_identical']}**; robust flags agree on "
+              f"{100 * ag['flag_agreement']:.2f}% of points ({ag['disagreements']} differ: {ag['fast_only_robust']} "
+              f"robust only under fast, {ag['fast_only_fooled']} fooled only under fast); accuracy difference "
+              f"{ag['robust_acc_diff_points']:.2f} points → within the tolerance (≥ 99.8%, ≤ 0.1 point): "
+              f"**{ag['within_tolerance']}**",
+              f"- search verdicts confirmed / rejected by the float32 model: {ag['confirmed']} / {ag['rejected']}; "
+              f"fast engine time {ag['fast_seconds']:.0f} s (the speed-up is measured side by side above).", ""]
     mo = res.get("model")
     if mo:
         L += [f"## The model's passes by batch size (ms per image, best of {mo['repeats']}; `{mo['model']}`, "
@@ -465,8 +516,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=2560, help="training images per timed epoch")
     p.add_argument("--repeats", type=int, default=3, help="training repeats, interleaved (median reported)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--sections", default="aa,model,scaling,train,bf16",
-                   help="comma list of aa, model, scaling, train, bf16")
+    p.add_argument("--sections", default="aa,agreement,model,scaling,train,bf16",
+                   help="comma list of aa, agreement, model, scaling, train, bf16")
+    p.add_argument("--agreement-model", default="fmnist-smallcnn-generalist_seed0",
+                   help="zoo model for the agreement section (default fmnist-smallcnn-generalist_seed0)")
+    p.add_argument("--agreement-result", default="runs/full/fmnist-smallcnn-generalist/seed0/eval_autoattack.json",
+                   help="its committed exact AutoAttack result (EvalResult JSON) to compare the fast engine with")
     p.add_argument("--bf16-images", type=int, default=4000, help="training images for the bf16 accuracy comparison")
     p.add_argument("--bf16-epochs", type=int, default=3)
     p.add_argument("--skip-slow-baselines", action="store_true",
@@ -476,9 +531,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
-    unknown = sections - {"aa", "model", "scaling", "train", "bf16"}
+    known_sections = ("aa", "agreement", "model", "scaling", "train", "bf16")
+    unknown = sections - set(known_sections)
     if unknown:
-        p.error(f"unknown section(s) {', '.join(sorted(unknown))}: choose from aa, model, scaling, train, bf16")
+        p.error(f"unknown section(s) {', '.join(sorted(unknown))}: choose from {', '.join(known_sections)}")
     model = args.model or default_model()
     t0 = time.perf_counter()
     res: dict[str, Any] = {"command": "python -m generalist_bench.bench " + " ".join(argv if argv is not None
@@ -487,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     res["command"] = res["command"].strip()
     if "aa" in sections:
         res["aa"] = aa_section(model, args.n, args.batch_size, args.skip_slow_baselines)
+    if "agreement" in sections:
+        res["agreement"] = agreement_section(args.agreement_model, args.agreement_result)
     if "model" in sections:
         res["model"] = model_section(model, [32, 64, 128, 256, 512])
     if "scaling" in sections:

@@ -41,3 +41,27 @@ def test_model_section_times_the_runner_passes_and_checks_bit_identity():
         assert all(r[p] > 0 for p in sec["passes"]) and isinstance(r["prepacked_bit_identical"], bool)
     md = render({"command": "x", "total_minutes": 0.1, "model": sec, "hardware": {}, "versions": {}, "threads": 1})
     assert "| 16 | " in md and "prepacked logits bit-identical" in md
+
+
+def test_agreement_section_compares_the_fast_engine_with_a_saved_exact_result(tmp_path, one_thread):
+    from generalist_bench.bench import agreement_section, default_model, render
+    from generalist_bench.evaluation import evaluate
+    from generalist_bench.zoo.store import load_model
+
+    name = default_model()
+    ref = evaluate(load_model(name, dataset="fashion_mnist"), n_examples=6, batch_size=6, progress=False)
+    path = tmp_path / "ref.json"
+    path.write_text(ref.to_json())
+    sec = agreement_section(name, str(path))
+    assert sec["n"] == 6 and sec["reference_engine"] == "compact" and sec["clean_identical"] is True
+    assert sec["reference_robust_acc"] == ref.robust_acc
+    assert sec["flag_agreement"] == pytest.approx(1 - sec["disagreements"] / 6)
+    assert sec["disagreements"] == sec["fast_only_robust"] + sec["fast_only_fooled"]
+    assert sec["within_tolerance"] == (sec["disagreements"] == 0)  # 6 points: one difference is 16.7 points
+    md = render({"command": "x", "total_minutes": 0.1, "agreement": sec, "hardware": {}, "versions": {},
+                 "threads": 1})
+    assert "agreement with a committed exact result" in md and f"`{path}`" in md
+    other = tmp_path / "other.json"  # a result of another model is refused, not compared
+    other.write_text(ref.to_json().replace(ref.protocol["model_sha256"], "0" * 64))
+    with pytest.raises(SystemExit, match="another model"):
+        agreement_section(name, str(other))
