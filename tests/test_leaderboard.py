@@ -246,3 +246,15 @@ def test_html_renders_in_headless_chromium(board, tmp_path):
         assert im.size == (1400, 1200)
         colours = im.convert("RGB").resize((140, 120)).getcolors(maxcolors=100000)
         assert colours is not None and len(colours) > 50  # a rendered page, not a blank one
+
+
+def test_a_result_of_the_inexact_engine_says_so_in_its_protocol_footnote():
+    from test_zoo_helpers import fmnist_card
+
+    from generalist_bench.leaderboard.rows import _protocol_text
+
+    card = fmnist_card("pgd_at", 821, (735, 722, 720, 719))
+    assert "not exact" not in _protocol_text(card)
+    card.evaluations["autoattack"]["protocol"].update({"engine": "fast", "exact": False, "search_dtype": "bfloat16"})
+    assert "engine 'fast' (not exact: bfloat16 search, every fooled verdict confirmed in float32)" in \
+        _protocol_text(card)

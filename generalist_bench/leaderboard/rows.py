@@ -121,6 +121,9 @@ def _protocol_text(card: ModelCard) -> str:
             parts.append(f"seed {p['seed']}")
         if p.get("batch_size") is not None:
             parts.append(f"batch {p['batch_size']}")
+        if p.get("exact") is False:  # a reader must see that this is not the exact computation
+            parts.append(f"engine '{p.get('engine')}' (not exact: {p.get('search_dtype') or 'float32'} search, every "
+                         "fooled verdict confirmed in float32)")
         if libs:
             parts.append(libs)
         commit = p.get("git_commit") or p.get("commit") or card.commit
