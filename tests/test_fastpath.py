@@ -254,9 +254,9 @@ def test_attack_loops_count_a_point_fooled_only_when_the_exact_model_agrees(mlp,
     assert runner.report["rejected"] > 0 and runner.report["confirmed"] >= int(fooled.sum())
 
 
-def test_square_under_a_lying_search_takes_the_exact_margins(mlp, monkeypatch):
-    """Every margin the liar gives says "fooled", so each one is recomputed by the exact model on the same rows:
-    Square's flags must equal the compact engine's exactly."""
+def test_square_runs_on_the_exact_model_under_the_fast_engine(mlp, monkeypatch):
+    """Square's accept/reject steps compare losses that bfloat16 cannot resolve, so it never searches: even with a
+    lying search model its flags equal the compact engine's."""
     from generalist_bench.evaluation import api
 
     kw = dict(eps=0.1, attacks=[("square", {"n_queries": 200})], n_examples=24, batch_size=24, progress=False)
@@ -265,8 +265,7 @@ def test_square_under_a_lying_search_takes_the_exact_margins(mlp, monkeypatch):
     fast = evaluate(mlp, engine="fast", **kw)
     assert torch.equal(fast.flags("robust"), ref.flags("robust"))
     assert 0 < int(ref.flags("robust").sum()) < int(ref.flags("clean").sum())  # Square fooled some points, not all
-    mr = fast.sanity["model_runner"]
-    assert mr["rejected"] > 0 and mr["search_images"] > 0
+    assert fast.sanity["model_runner"]["search_images"] == 0
 
 
 def test_fast_engine_runs_the_clean_pass_exactly_and_reports_its_search(mlp):

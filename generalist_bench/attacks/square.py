@@ -63,11 +63,8 @@ class SeededSquare(SquareAttack):
         t = torch.stack(t) if t else torch.empty(tuple(shape))
         return torch.sign(t).to(self.device)
 
-    def _margins(self, x, y):
-        return super().margin_and_loss(x, y)
-
     def margin_and_loss(self, x, y):
-        margin, loss = self._margins(x, y)
+        margin, loss = super().margin_and_loss(x, y)
         if self._gens is not None:
             if len(margin) != len(self._active):
                 raise RuntimeError("Square bookkeeping lost track of the attacked points")
@@ -77,11 +74,6 @@ class SeededSquare(SquareAttack):
 
 class CompactSquare(SeededSquare):
     """``SeededSquare`` whose Linf loop skips queries that propose the current best image (``attacks.compact``)."""
-
-    def _margins(self, x, y):  # in the fast engine's search, "misclassified" margins are recomputed exactly
-        from .compact import square_margins
-
-        return square_margins(self, x, y)
 
     def attack_single_run(self, x, y):
         if self.norm != "Linf":

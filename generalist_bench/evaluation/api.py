@@ -53,10 +53,10 @@ ENGINES = {
                "once their logits equal the eager model's bit for bit (evaluation.fastpath)",
     "pyautoattack": "AutoAttack components run by pyautoattack's own loops (per-sample random starts) on the eager "
                     "model, unchunked",
-    "fast": "compact, whose attack iterations search on a channels_last copy of the model under bfloat16 autocast "
-            "(float32 where the CPU has no native bfloat16); every 'misclassified' verdict of the search is "
-            "confirmed by the exact float32 model before it counts, and the clean pass, target orders and final "
-            "checks run in float32 (not exact: flags agree with the exact engines on ≥ 99.8% of points and "
+    "fast": "compact, whose APGD and FAB iterations search on a channels_last copy of the model under bfloat16 "
+            "autocast (float32 where the CPU has no native bfloat16); every verdict of the search that settles a "
+            "point is confirmed by the exact float32 model before it counts; Square, the clean pass, target orders "
+            "and final checks run in float32 (not exact: flags agree with the exact engines on ≥ 99.8% of points and "
             "robust accuracy within 0.1 point, checked by generalist_bench.bench)",
 }
 LARGE_EPS = {"Linf": 0.5, "L2": 10.0}

@@ -16,14 +16,14 @@ Two things cost time on a CPU beyond the arithmetic of an attack:
   every other layer runs eagerly.
 
 The ``fast`` engine adds a **search model**: a channels_last copy run under bfloat16 autocast (where the CPU
-computes bfloat16 natively; float32 channels_last otherwise). The compacting attack loops
+computes bfloat16 natively; float32 channels_last otherwise). The compacting APGD and FAB loops
 (``attacks.compact``) opt into it with ``search(model)`` for their iterations only, and every verdict they
-take from it — "this point is misclassified" — is confirmed by the exact float32 model before it counts
-(``confirm_fooled``); a rejected candidate stays in the attack. Everything outside those loops (the clean
-pass, which points an attack gets, target orders, the final check of every adversarial example) runs on the
-exact float32 model. So a point is reported fooled only when the float32 model misclassifies a point inside
-the ball; what bfloat16 can change is which points the search finds, measured by ``generalist_bench.bench``
-against the exact engines.
+take from it that settles a point — "this point is misclassified" — is confirmed by the exact float32 model
+before it counts (``confirm_fooled``); a rejected candidate stays in the attack. Square and everything outside
+those loops (the clean pass, which points an attack gets, target orders, the final check of every adversarial
+example) run on the exact float32 model. So a point is reported fooled only when the float32 model
+misclassifies a point inside the ball; what bfloat16 can change is which points the search finds, measured by
+``generalist_bench.bench`` against the exact engines.
 
 Whether that gives the eager model's bits is checked, not assumed: the prepacked path is used for an input
 shape only after its logits have equalled the eager model's bit for bit on the evaluation's own images of
