@@ -219,6 +219,14 @@ def test_search_is_opt_in_and_its_verdicts_are_confirmed_by_the_exact_model(mlp)
     plain = ModelRunner(mlp)  # compact engine: no search model, search() changes nothing
     with fastpath.search(plain):
         assert not fastpath.is_searching(plain)
+    with pytest.raises(RuntimeError), fastpath.search(counting):  # an attack failing inside restores the mode
+        raise RuntimeError("attack failed")
+    assert not runner.searching
+    from generalist_bench.evaluation.api import model_runner
+
+    assert model_runner(mlp, "fast", "cuda").search_model is None  # the fast engine searches on the CPU only
+    assert model_runner(mlp, "fast", "cpu").search_model is not None
+    assert model_runner(mlp, "compact", "cpu").search_model is None
 
 
 @pytest.mark.parametrize("attack", ["apgd-ce", "apgd-t", "fab-t"])
@@ -280,3 +288,23 @@ def test_fast_engine_runs_the_clean_pass_exactly_and_reports_its_search(mlp):
     assert mr["search_dtype"] == fast.protocol["search_dtype"] and mr["search_images"] > 0
     assert mr["confirmed"] >= 1  # points were fooled, each verdict confirmed in float32
     assert (fast.flags("robust") == ref.flags("robust")).float().mean().item() >= 0.9
+
+
+def test_a_lying_search_reaches_no_verdict_of_the_evaluation(mlp, monkeypatch):
+    """The clean pass, which points each attack gets, and the final check of every adversarial example are the exact
+    model's: with a search model that calls everything misclassified, clean flags equal the compact engine's and
+    points stay robust (a leak would report 0% robust accuracy)."""
+    from generalist_bench.evaluation import api
+
+    kw = dict(eps=0.03, attacks=[("apgd-ce", {"n_iter": 10}), ("apgd-t", {"n_iter": 10, "n_target_classes": 2}),
+                                 ("fab-t", {"n_iter": 10, "n_target_classes": 2})],
+              n_examples=32, batch_size=32, progress=False)
+    ref = evaluate(mlp, **kw)
+    monkeypatch.setattr(api, "SearchModel", _Liar)
+    fast = evaluate(mlp, engine="fast", **kw)
+    assert torch.equal(fast.flags("clean"), ref.flags("clean"))
+    assert ref.robust_acc >= 20.0 and fast.robust_acc > 0.0
+    assert not (fast.flags("robust") & ~fast.flags("clean")).any()
+    for a in ("apgd-ce", "apgd-t", "fab-t"):  # every attack searched, and its points' final flags came from float32
+        assert fast.per_attack[a] > 0.0
+    assert fast.sanity["model_runner"]["rejected"] > 0

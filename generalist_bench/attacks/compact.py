@@ -252,7 +252,8 @@ def fab_targeted_run(atk, x: torch.Tensor, y: torch.Tensor, la_target: torch.Ten
     """pyautoattack ``FABAttack.attack_single_run(is_targeted=True, use_rand_start=False)`` (Linf/L2) on rows
     that are all classified correctly, dropping a row once it holds an adversarial example within eps.
     Returns ``(fooled, x_adv)`` per row. The iterations run on the ``fast`` engine's search model where there
-    is one; an iterate counts as adversarial only once the exact model agrees."""
+    is one; an iterate that would settle a row (a new best distance within eps) counts only once the exact
+    model agrees it is adversarial, while iterates outside eps steer the search on the search model's word."""
     with search(atk.predict):
         return _fab_targeted_run(atk, x, y, la_target, groups)
 
@@ -301,6 +302,7 @@ def _fab_targeted_run(atk, x, y, la_target, groups):
             x1 = ((x1 + atk.eta * d1) * (1 - alpha) + (im2 + d2 * atk.eta) * alpha).clamp(0.0, 1.0)
 
             is_adv = atk._get_predicted_label(x1) != la2
+            t_all = None
             if is_searching(atk.predict) and bool(is_adv.any()):
                 # only an iterate that would settle the row (a new best distance within eps) must be confirmed;
                 # a rejected one is not adversarial. Others only steer the search (res2 > eps settles nothing).
@@ -312,7 +314,9 @@ def _fab_targeted_run(atk, x, y, la_target, groups):
                 is_adv &= ~settle | confirm_fooled(atk.predict, x1, la2, settle)
             if is_adv.sum() > 0:
                 ind_adv = atk.check_shape(is_adv.nonzero().squeeze())
-                if atk.norm == "Linf":
+                if t_all is not None:  # the distances the settle test used (an L2 sum over a subset could round
+                    t = t_all[ind_adv]  # differently and settle an unconfirmed row)
+                elif atk.norm == "Linf":
                     t = (x1[ind_adv] - im2[ind_adv]).reshape([ind_adv.shape[0], -1]).abs().max(dim=1)[0]
                 else:
                     t = ((x1[ind_adv] - im2[ind_adv]) ** 2).reshape(ind_adv.shape[0], -1).sum(dim=-1).sqrt()

@@ -222,7 +222,7 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
         "seed": seed, "batch_size": batch_size, "device": str(device), "dtype": "float32",
         "model_class": type(model).__name__, "model_sha256": model_fingerprint(model),
         "engine": engine, "engine_description": ENGINES[engine], "exact": engine != "fast",
-        "search_dtype": ("bfloat16" if bf16_native() else "float32") if engine == "fast" else None,
+        "search_dtype": ("bfloat16" if bf16_native() else "float32") if _searches(engine, device) else None,
         "robust_definition": "a point is robust iff it is classified correctly clean and under the attack(s)",
         "per_attack_accuracy": ("cumulative: robust accuracy after each attack, attacks run in order on the "
                                 "still-robust points (official AutoAttack reporting)") if plan.mode == "cumulative"
@@ -247,7 +247,7 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(prepared(model))
-            counting = CountingModel(model_runner(model, engine))
+            counting = CountingModel(model_runner(model, engine, device))
             stack.enter_context(torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]))
             captured = stack.enter_context(capture_autoattack_warnings())
             m = min(batch_size, len(y))
@@ -363,13 +363,18 @@ def _evaluate_parallel(workers: int, model: nn.Module, kwargs: dict[str, Any], s
     return merged
 
 
-def model_runner(model: nn.Module, engine: str) -> nn.Module:
+def model_runner(model: nn.Module, engine: str, device: torch.device | str = "cpu") -> nn.Module:
     """What the attacks call: the model itself for ``pyautoattack`` (upstream as published); for ``compact`` and
-    ``fast`` a ``ModelRunner`` (row chunks, prepacked no-grad passes; ``fast``: plus the bfloat16 search model
-    that the compacting loops search with, every verdict confirmed in float32)."""
+    ``fast`` a ``ModelRunner`` (row chunks, prepacked no-grad passes; ``fast`` on a CPU: plus the search model
+    that the compacting loops search with, every settling verdict confirmed in float32)."""
     if engine == "pyautoattack":
         return model
-    return ModelRunner(model, search_model=SearchModel(model) if engine == "fast" else None)
+    return ModelRunner(model, search_model=SearchModel(model) if _searches(engine, device) else None)
+
+
+def _searches(engine: str, device: torch.device | str) -> bool:
+    """The ``fast`` engine searches on the CPU only (elsewhere it runs as ``compact``)."""
+    return engine == "fast" and torch.device(device).type == "cpu"
 
 
 def _add_runner_report(state: EvalState, report: dict[str, Any]) -> None:

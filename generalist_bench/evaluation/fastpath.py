@@ -158,9 +158,12 @@ def prepacked_copy(model: nn.Module) -> tuple[nn.Module | None, str]:
 
 
 def bf16_native() -> bool:
-    """Whether this CPU computes bfloat16 convolutions natively (oneDNN: AVX512-BF16 or AMX)."""
+    """Whether this CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX) for oneDNN to use. oneDNN's own
+    check also accepts plain AVX-512, where bfloat16 is emulated and can be slower than float32."""
+    cpu = getattr(torch, "cpu", None)
     try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(torch.backends.mkldnn.is_available() and (cpu._is_avx512_bf16_supported()
+                                                              or cpu._is_amx_tile_supported()))
     except (AttributeError, RuntimeError):
         return False
 

@@ -22,7 +22,7 @@ RESULT_FORMAT = "generalist_bench.eval_result/1"
 AA_COMPONENTS = ("apgd-ce", "apgd-t", "fab-t", "square")
 # protocol fields that must agree between shards to be merged (and between a state file and its resumed run)
 IDENTITY_KEYS = ("suite", "mode", "dataset", "split", "index_rule", "sample_seed", "n_examples", "norm", "eps",
-                 "attacks", "seed", "device", "dtype", "model_sha256", "exact", "engine")
+                 "attacks", "seed", "device", "dtype", "model_sha256", "exact", "engine", "search_dtype")
 
 
 class SanityCheckError(GeneralistBenchError):
