@@ -5,7 +5,7 @@ Everything runs in this process, on the same model, points, data and thread coun
 - **AutoAttack** (standard, Linf) on the first ``--n`` test points of a zoo model: ``pyautoattack`` called as a
   user calls it, ``pyautoattack`` with the model's parameters frozen, our harness with upstream's loops
   (``engine="pyautoattack"``), our ``compact`` engine (the default) and our ``fast`` engine (bfloat16 search,
-  every fooled verdict confirmed in float32), and
+  every verdict that settles a point confirmed in float32), and
   ``torchattacks.AutoAttack`` (whose APGD runs 10 iterations, not AutoAttack's 100: a different, weaker
   attack, timed only for reference). Exactness is checked, not assumed: ``compact`` must give exactly the
   per-point flags of ``engine="pyautoattack"`` (same random starts); ``fast`` must agree with ``compact`` on
@@ -446,7 +446,7 @@ def render(res: dict[str, Any]) -> str:
         L += [f"## The fast engine on {ag['n']} points: agreement with a committed exact result", "",
               f"`{ag['model']}`, standard AutoAttack Linf eps {ag['eps']:g}, the points, batch size and seed of "
               f"`{ag['reference']}` (engine `{ag['reference_engine']}`); fast engine searching in "
-              f"{ag['search_dtype']}, every fooled verdict confirmed in float32.", "",
+              f"{ag['search_dtype']} (APGD, FAB), every verdict that settles a point confirmed in float32.", "",
               "| | exact (committed) | fast (this run) |", "|---|---:|---:|",
               f"| robust accuracy (%) | {ag['reference_robust_acc']:.2f} | {ag['fast_robust_acc']:.2f} |", "",
               f"- clean flags identical: **{ag['clean_identical']}**; robust flags agree on "
