@@ -317,13 +317,6 @@ def confirm_fooled(model: nn.Module, x: torch.Tensor, y: torch.Tensor, candidate
         wrong = model(x[candidates].detach()).max(1)[1] != y[candidates]
     out = candidates.clone()
     out[candidates] = wrong
-    record_verdicts(model, confirmed=int(wrong.sum()), rejected=int((~wrong).sum()))
+    r.report["confirmed"] += int(wrong.sum())  # sanity.model_runner
+    r.report["rejected"] += int((~wrong).sum())
     return out
-
-
-def record_verdicts(model: nn.Module, *, confirmed: int, rejected: int) -> None:
-    """Count search verdicts the exact model confirmed / rejected (``sanity.model_runner``)."""
-    r = _searcher(model)
-    if r is not None:
-        r.report["confirmed"] += confirmed
-        r.report["rejected"] += rejected
