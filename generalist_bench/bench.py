@@ -218,9 +218,12 @@ def agreement_section(model_name: str, result_path: str) -> dict[str, Any]:
             "clean_identical": bool(torch.equal(r.flags("clean"), ref.flags("clean"))), "flag_agreement": agree,
             "disagreements": int((a != b).sum()), "fast_only_robust": int((a & ~b).sum()),
             "fast_only_fooled": int((~a & b).sum()), "robust_acc_diff_points": diff,
+            "disagreeing_indices": r.indices[a != b].tolist(),
             "within_tolerance": agree >= 0.998 and diff <= 0.1, "fast_seconds": seconds,
             "search_dtype": r.protocol.get("search_dtype"), "confirmed": mr.get("confirmed"),
-            "rejected": mr.get("rejected")}
+            "rejected": mr.get("rejected"),
+            "escalated_rows": mr.get("escalated_rows"), "escalated_images": mr.get("escalated_images"),
+            "search_images": mr.get("search_images")}
 
 
 def scaling_section(model_name: str, ns: list[int], batch_sizes: list[int], n_bs: int, bs0: int,
@@ -454,8 +457,13 @@ def render(res: dict[str, Any]) -> str:
               f"robust only under fast, {ag['fast_only_fooled']} fooled only under fast); accuracy difference "
               f"{ag['robust_acc_diff_points']:.2f} points → within the tolerance (≥ 99.8%, ≤ 0.1 point): "
               f"**{ag['within_tolerance']}**",
-              f"- search verdicts confirmed / rejected by the float32 model: {ag['confirmed']} / {ag['rejected']}; "
-              f"fast engine time {ag['fast_seconds']:.0f} s (the speed-up is measured side by side above).", ""]
+              f"- float32 checks of search verdicts (\"fooled\", or \"robust\" near the boundary): "
+              f"{ag['confirmed']} misclassified, {ag['rejected']} not; rows escalated to float32 after such a "
+              f"check: {ag.get('escalated_rows')}; attack-loop passes of escalated rows: "
+              f"{ag.get('escalated_images')} of {(ag.get('escalated_images') or 0) + (ag.get('search_images') or 0)} "
+              f"images (the checks themselves not counted); fast engine time {ag['fast_seconds']:.0f} s (the "
+              f"speed-up is measured side by side above).",
+              f"- points whose flags differ: {ag.get('disagreeing_indices')}", ""]
     mo = res.get("model")
     if mo:
         L += [f"## The model's passes by batch size (ms per image, best of {mo['repeats']}; `{mo['model']}`, "

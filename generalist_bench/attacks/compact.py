@@ -31,8 +31,11 @@ eager model's numbers.
 
 Under the ``fast`` engine the loops below run their iterations on a bfloat16 search model (``search``); each
 verdict that settles a row — APGD's misclassified iterate, FAB's adversarial iterate within eps — is recomputed
-by the exact float32 model first (``confirm_fooled``), and a rejected row stays. Square and everything outside
-the loops (which points are attacked, the target order) run in float32 under every engine.
+by the exact float32 model first (``confirm_fooled``), and a rejected row stays. A row escalates to the exact
+model for the rest of its run (``escalated``) once a verdict of it is rejected or its search logits put it near
+the decision boundary (``near_boundary``): there bfloat16's rounding, not the attack, would decide the outcome
+(points the exact engine fools with a margin of 1e-4 logits were missed without this). Square and everything
+outside the loops (which points are attacked, the target order) run in float32 under every engine.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from pyautoattack.checks import check_zero_gradients
 from pyautoattack.fab_projections import projection_l2, projection_linf
 from pyautoattack.other_utils import L2_norm
 
-from ..evaluation.fastpath import confirm_fooled, is_searching, search
+from ..evaluation.fastpath import confirm_fooled, escalate, escalated, is_searching, near_boundary, search
 from .apgd import apgd_start, resolve_indices
 
 
@@ -94,6 +97,7 @@ def _apgd_run(atk, x, y, x_init, *, y_target, groups):
     out_adv = x_adv.clone()  # upstream's x_best_adv starts as the start point
     xo, yo, yt = x, y, y_target
     loss_steps = torch.zeros([atk.n_iter, n_all], device=x.device)
+    esc = torch.zeros(n_all, dtype=torch.bool, device=x.device)  # rows escalated to the exact model (fast engine)
 
     def loss_grad(xa, ya, yta):
         if targeted:
@@ -101,7 +105,7 @@ def _apgd_run(atk, x, y, x_init, *, y_target, groups):
         xa.requires_grad_()
         grad = torch.zeros_like(xa)
         for _ in range(atk.eot_iter):
-            with torch.enable_grad():
+            with torch.enable_grad(), escalated(atk.model, esc):
                 logits = atk.model(xa)
                 loss_indiv = crit(logits, ya)
                 loss = loss_indiv.sum()
@@ -113,7 +117,18 @@ def _apgd_run(atk, x, y, x_init, *, y_target, groups):
     grad_best = grad.clone()
     if atk.loss in ("dlr", "dlr-targeted"):
         check_zero_gradients(grad, logger=atk.logger)
-    acc = ~confirm_fooled(atk.model, x_adv, yo, logits.detach().max(1)[1] != yo)
+
+    def fooled_now(xa, logits):
+        """Rows misclassified at ``xa`` (search verdicts confirmed; a row whose verdict is rejected escalates)."""
+        z = logits.detach()
+        # the search's "fooled" verdicts, and its "robust" ones near the boundary, where the exact model may differ
+        check = (z.max(1)[1] != yo) | (near_boundary(atk.model, z, yo) & ~esc)
+        with escalated(atk.model, esc):
+            fooled = confirm_fooled(atk.model, xa, yo, check)
+        escalate(atk.model, esc, check & ~fooled)
+        return fooled
+
+    acc = ~fooled_now(x_adv, logits)
     loss_best = loss_indiv.detach().clone()
     alpha = 2.0
     step_size = alpha * atk.eps * torch.ones([n_all, *([1] * atk.ndims)], device=x.device)
@@ -127,15 +142,15 @@ def _apgd_run(atk, x, y, x_init, *, y_target, groups):
     def drop(fooled_rows):
         """Record the settled rows' outcome and remove them from every per-row tensor."""
         nonlocal xo, yo, yt, x_adv, x_adv_old, x_best, grad, grad_best, loss_best, step_size, acc, loss_indiv
-        nonlocal loss_steps, loss_best_last_check, reduced_last_check
+        nonlocal loss_steps, loss_best_last_check, reduced_last_check, esc
         out_fooled[rows.pos[fooled_rows]] = True
         out_adv[rows.pos[fooled_rows]] = x_adv[fooled_rows].detach()
         keep = ~rows.settled(fooled_rows)
         loss_steps = loss_steps[:, keep]
         (xo, yo, yt, x_adv, x_adv_old, x_best, grad, grad_best, loss_best, step_size, acc, loss_indiv,
-         loss_best_last_check, reduced_last_check) = rows.keep(
+         loss_best_last_check, reduced_last_check, esc) = rows.keep(
             keep, xo, yo, yt, x_adv.detach(), x_adv_old, x_best, grad, grad_best, loss_best, step_size, acc,
-            loss_indiv.detach(), loss_best_last_check, reduced_last_check)
+            loss_indiv.detach(), loss_best_last_check, reduced_last_check, esc)
 
     if not bool(acc.all()):
         drop(~acc)
@@ -163,7 +178,7 @@ def _apgd_run(atk, x, y, x_init, *, y_target, groups):
             x_adv = x_adv_1 + 0.0
 
         logits, loss_indiv, grad = loss_grad(x_adv, yo, yt)
-        pred = ~confirm_fooled(atk.model, x_adv, yo, logits.detach().max(1)[1] != yo)
+        pred = ~fooled_now(x_adv, logits)
         if not bool(pred.all()):  # upstream: acc = min(acc, pred) is final for these rows; x_best_adv = x_adv
             drop(~pred)
             if len(yo) == 0:
@@ -271,13 +286,15 @@ def _fab_targeted_run(atk, x, y, la_target, groups):
     res2 = 1e10 * torch.ones([n_all], device=x.device)
     x1 = im2.clone()
     x0 = im2.clone().reshape([n_all, -1])
+    esc = torch.zeros(n_all, dtype=torch.bool, device=x.device)  # rows escalated to the exact model (fast engine)
     for _ in range(atk.n_iter):
         bs = x1.shape[0]
         if bs == 0:
             break
         with torch.no_grad():
             u1 = torch.arange(bs)
-            df, dg = atk.get_diff_logits_grads_batch_targeted(x1, la2, lt)
+            with escalated(atk.predict, esc):
+                df, dg = atk.get_diff_logits_grads_batch_targeted(x1, la2, lt)
             if atk.norm == "Linf":
                 dist1 = df.abs() / (1e-12 + dg.abs().reshape(dg.shape[0], dg.shape[1], -1).sum(dim=-1))
             else:
@@ -301,17 +318,26 @@ def _fab_targeted_run(atk, x, y, la_target, groups):
                               atk.alpha_max * torch.ones(a1.shape, device=x.device))
             x1 = ((x1 + atk.eta * d1) * (1 - alpha) + (im2 + d2 * atk.eta) * alpha).clamp(0.0, 1.0)
 
-            is_adv = atk._get_predicted_label(x1) != la2
+            with escalated(atk.predict, esc):
+                z = atk.predict(x1)  # upstream's _get_predicted_label(x1), keeping the logits
+            is_adv = z.max(1)[1] != la2
             t_all = None
-            if is_searching(atk.predict) and bool(is_adv.any()):
-                # only an iterate that would settle the row (a new best distance within eps) must be confirmed;
-                # a rejected one is not adversarial. Others only steer the search (res2 > eps settles nothing).
+            if is_searching(atk.predict):
                 if atk.norm == "Linf":
                     t_all = (x1 - im2).reshape([bs, -1]).abs().max(dim=1)[0]
                 else:
                     t_all = ((x1 - im2) ** 2).reshape(bs, -1).sum(dim=-1).sqrt()
-                settle = is_adv & (t_all < res2) & (t_all <= atk.eps)
-                is_adv &= ~settle | confirm_fooled(atk.predict, x1, la2, settle)
+                # only an iterate that could settle the row (a new best distance within eps) needs the exact
+                # verdict: the search's "adversarial" ones, and (FAB's iterates sit on the linearised decision
+                # boundary by design) its "not adversarial" ones near the boundary. Iterates outside eps only
+                # steer the search (res2 > eps settles nothing).
+                near = near_boundary(atk.predict, z, la2) & ~esc
+                settle = (is_adv | near) & (t_all < res2) & (t_all <= atk.eps)
+                if bool(settle.any()):
+                    with escalated(atk.predict, esc):
+                        confirmed = confirm_fooled(atk.predict, x1, la2, settle)
+                    is_adv = (is_adv & ~settle) | confirmed
+                    escalate(atk.predict, esc, settle & ~confirmed)
             if is_adv.sum() > 0:
                 ind_adv = atk.check_shape(is_adv.nonzero().squeeze())
                 if t_all is not None:  # the distances the settle test used (an L2 sum over a subset could round
@@ -329,8 +355,8 @@ def _fab_targeted_run(atk, x, y, la_target, groups):
                 if bool(done.any()):
                     out_fooled[rows.pos[done]] = True
                     out_adv[rows.pos[done]] = adv[done]
-                    im2, la2, lt, adv, res2, x1, x0 = rows.keep(~rows.settled(done), im2, la2, lt, adv, res2, x1,
-                                                                x0)
+                    im2, la2, lt, adv, res2, x1, x0, esc = rows.keep(~rows.settled(done), im2, la2, lt, adv, res2,
+                                                                     x1, x0, esc)
     return out_fooled, out_adv
 
 

@@ -55,7 +55,9 @@ ENGINES = {
                     "model, unchunked",
     "fast": "compact, whose APGD and FAB iterations search on a channels_last copy of the model under bfloat16 "
             "autocast (float32 where the CPU has no native bfloat16); every verdict of the search that settles a "
-            "point is confirmed by the exact float32 model before it counts; Square, the clean pass, target orders "
+            "point is confirmed by the exact float32 model before it counts, and a row whose verdict was rejected or "
+            "whose search margin is near the decision boundary runs on the exact model from then on; Square, the "
+            "clean pass, target orders "
             "and final checks run in float32 (not exact: it can miss points the exact search fools; its agreement "
             "with the exact engines is measured by generalist_bench.bench, see benchmarks/RESULTS.md)",
 }

@@ -269,9 +269,11 @@ def merge_results(results: Sequence[EvalResult | Mapping[str, Any]], strict: boo
 
 def merge_runner_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One ``sanity.model_runner`` for several sessions or shards: counts summed (prepacked verifications, and the
-    ``fast`` engine's searched images and confirmed / rejected verdicts), ``used`` if any used it."""
+    ``fast`` engine's searched and escalated images, escalated rows and confirmed / rejected verdicts), ``used`` if
+    any used it."""
     out = dict(reports[-1])
-    for k in ("verified_calls", "mismatches", "search_images", "confirmed", "rejected"):
+    for k in ("verified_calls", "mismatches", "search_images", "confirmed", "rejected", "escalated_rows",
+              "escalated_images"):
         if any(k in r for r in reports):
             out[k] = sum(int(r.get(k, 0)) for r in reports)
     out["used"] = any(bool(r.get("used")) for r in reports)
