@@ -268,15 +268,9 @@ def test_attack_loops_count_a_point_fooled_only_when_the_exact_model_agrees(mlp,
         assert 0 < runner.report["escalated_rows"] <= n
 
 
-class _RunnerUpBoost(nn.Module):
+class _RunnerUpBoost(_Liar):
     """A search model that hides narrow misclassifications: each row's runner-up class gains 5% of the row's logit
     scale (inside ``NEAR_BOUNDARY``)."""
-
-    dtype = "float32"
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
 
     def forward(self, x):
         z = self.model(x)
