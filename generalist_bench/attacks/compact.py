@@ -34,8 +34,9 @@ verdict that settles a row — APGD's misclassified iterate, FAB's adversarial i
 by the exact float32 model first (``confirm_fooled``), and a rejected row stays. A row escalates to the exact
 model for the rest of its run (``escalated``) once a verdict of it is rejected or its search logits put it near
 the decision boundary (``near_boundary``): there bfloat16's rounding, not the attack, would decide the outcome
-(points the exact engine fools with a margin of 1e-4 logits were missed without this). Square and everything
-outside the loops (which points are attacked, the target order) run in float32 under every engine.
+(without this, a one-off trace found two points missed that the exact engine fools by margins of about 1e-4
+logits). Square and everything outside the loops (which points are attacked, the target order) run in float32
+under every engine.
 """
 
 from __future__ import annotations
