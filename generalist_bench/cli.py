@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("generalist_bench.trainers.cli", "train a model from a preset or config file (resumable)"),
     "eval": ("generalist_bench.evaluation.cli", "evaluate a model with AutoAttack / torchattacks suites"),
     "submit": ("generalist_bench.train_and_submit", "train, evaluate and publish to the zoo and leaderboard"),
+    "tune": ("generalist_bench.tuning", "tune hyperparameters on the validation split; writes the tuning log"),
     "leaderboard": ("generalist_bench.leaderboard.cli", "regenerate leaderboard/ from the model cards"),
     "zoo": ("generalist_bench.zoo.cli", "list, show and verify models in model_zoo/"),
     "presets": ("generalist_bench.presets_cli", "list presets or print one resolved config"),

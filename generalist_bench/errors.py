@@ -46,3 +46,7 @@ class ModelOutputError(GeneralistBenchError):
 
 class TrainingDivergedError(GeneralistBenchError):
     """The training loss became non-finite; the last good checkpoint is kept."""
+
+
+class SplitLockedError(GeneralistBenchError):
+    """A data split was requested while it is locked (the test split during hyperparameter tuning)."""

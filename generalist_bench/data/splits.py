@@ -6,6 +6,7 @@ the rest; ``test`` is touched only for final evaluation.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SplitLockedError
 from .registry import DatasetInfo, RawData, get_dataset_info
 
 SPLITS = ("train", "val", "test")
@@ -22,6 +23,26 @@ DEFAULT_SPLIT_SEED = 0
 
 _RAW_CACHE: dict[tuple, RawData] = {}
 _LOCK = threading.Lock()
+_LOCKED_SPLITS: dict[str, str] = {}  # split → why it may not be read now (see ``split_locked``)
+
+
+@contextlib.contextmanager
+def split_locked(split: str, why: str) -> Iterator[None]:
+    """While active, ``load_dataset(..., split)`` raises ``SplitLockedError`` (e.g. ``test`` during tuning).
+
+    Process-wide; nests; the lock is lifted on exit even after an exception.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    previous = _LOCKED_SPLITS.get(split)
+    _LOCKED_SPLITS[split] = why
+    try:
+        yield
+    finally:
+        if previous is None:
+            del _LOCKED_SPLITS[split]
+        else:
+            _LOCKED_SPLITS[split] = previous
 
 
 @dataclass(frozen=True)
@@ -79,6 +100,8 @@ def load_dataset(name: str, split: str, data_dir: str | os.PathLike | None = Non
     info = get_dataset_info(name)
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    if split in _LOCKED_SPLITS:
+        raise SplitLockedError(f"the {split} split of {info.name} may not be read here: {_LOCKED_SPLITS[split]}")
     raw = load_raw(info.name, data_dir=data_dir, download=download, verify=verify)
     if split == "test":
         idx = torch.arange(len(raw.test_y))

@@ -1,0 +1,307 @@
+"""Hyperparameter tuning on the validation split, one budget for every method, and its committed log.
+
+``python -m generalist_bench.tuning`` (also ``generalist-bench tune``) trains every trial of ``TRIALS`` that has
+not finished yet, in order, each resumable from its own run directory, and rewrites the tuning log
+(``docs/tuning/fashion_mnist_Linf_0.1.{md,csv}``) from the finished runs. The test split is locked for the whole
+command (``data.split_locked``): any attempt to read it raises ``SplitLockedError``.
+
+The tuning budget is the same for every method: ``TRIALS_PER_METHOD`` configurations, each trained on the
+first ``TUNE_BUDGET['data.train_subset']`` training images for ``TUNE_BUDGET['train.epochs']`` epochs (bf16
+autocast, channels_last, batch 128, PGD-10 step eps/4 for the adversarial objectives) and scored by the
+selection rule of the presets: validation clean + PGD-20 accuracy on the first 1,000 validation images, at the
+epoch that rule selects. Within a method the trials change one or two knobs of a centre configuration.
+
+Generalist's trials depend on two earlier winners: its adversarial learner takes the PGD-AT winner's optimiser
+and its natural learner the standard-training winner's (its own optimiser and schedule, no ``lr_from``); the
+trials then vary what only Generalist has: the natural learner's final mixing weight γ, the warm-up t′ and the
+redistribution period c (as fractions of training, so that they scale to the final budget).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .config import resolve_config
+from .data.splits import split_locked
+from .errors import ConfigError
+from .utils.io import atomic_write_text
+
+TUNE_BUDGET: dict[str, Any] = {
+    "data.train_subset": 20000,
+    "train.epochs": 10,
+    "train.amp": "bf16",
+    "train.channels_last": True,
+    "train.seed": 0,
+}
+LOG_STEM = Path("docs") / "tuning" / "fashion_mnist_Linf_0.1"
+RUN_ROOT = Path("runs") / "tuning"
+PAPER = ((0.0, 1.0), (1 / 3, 1.0), (2 / 3, 0.1), (1.0, 0.01))   # the presets' step-like lr multiplier
+LINEAR = ((0.0, 1.0), (1.0, 0.02))                               # linear decay to 2 % of the peak
+METHODS = ("standard", "pgd_at", "trades", "generalist")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One configuration: ``method``'s preset + ``changes`` (dotted config keys) + the tuning budget.
+
+    ``changes`` may be a function of the earlier winners (``{method: Trial}``), for trials built on them.
+    """
+
+    id: str
+    method: str
+    what: str
+    changes: Mapping[str, Any] | Callable[[Mapping[str, Trial]], Mapping[str, Any]] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+
+    @property
+    def preset(self) -> str:
+        return f"fmnist-smallcnn-{self.method}"
+
+    def overrides(self, winners: Mapping[str, Trial]) -> dict[str, Any]:
+        missing = [m for m in self.needs if m not in winners]
+        if missing:
+            raise ConfigError(f"trial {self.id} is built on the winners of {', '.join(missing)}, which have not "
+                              "finished tuning yet")
+        changes = self.changes(winners) if callable(self.changes) else self.changes
+        return {**TUNE_BUDGET, **changes}
+
+
+def _single(lr: float, schedule=PAPER, **extra) -> dict[str, Any]:
+    return {"train.learners.0.optim.lr": lr, "train.learners.0.optim.lr_schedule": schedule, **extra}
+
+
+def _optim_of(trial: Trial, winners: Mapping[str, Trial]) -> dict[str, Any]:
+    ov = trial.overrides(winners)
+    return {"lr": ov["train.learners.0.optim.lr"], "lr_schedule": ov["train.learners.0.optim.lr_schedule"]}
+
+
+def _generalist(gamma_end: float, warmup: float, every: float, own_lr: bool = True) -> Callable:
+    """Natural learner 0 with the standard winner's optimiser, adversarial learner 1 with PGD-AT's."""
+    def changes(winners: Mapping[str, Trial]) -> dict[str, Any]:
+        nat, adv = _optim_of(winners["standard"], winners), _optim_of(winners["pgd_at"], winners)
+        epochs = TUNE_BUDGET["train.epochs"]
+        ov = {f"train.learners.0.optim.{k}": v for k, v in nat.items()}
+        ov |= {f"train.learners.1.optim.{k}": v for k, v in adv.items()}
+        ov |= {"train.learners.0.lr_from": None if own_lr else "adversarial",
+               "train.learners.0.mix_schedule": ((0.0, 0.0), (2 / 3, 0.0), (1.0, gamma_end)),
+               "train.learners.1.mix_schedule": ((0.0, 1.0), (2 / 3, 1.0), (1.0, 1.0 - gamma_end)),
+               "train.merge.warmup_epochs": round(warmup * epochs),
+               "train.merge.redistribute_every": max(1, round(every * epochs))}
+        return ov
+    return changes
+
+
+def _g(id_: str, what: str, **kw) -> Trial:
+    return Trial(id_, "generalist", what, _generalist(**kw), needs=("standard", "pgd_at"))
+
+
+TRIALS: tuple[Trial, ...] = (
+    # standard training: peak lr × schedule
+    Trial("standard-lr0.01", "standard", "lr 0.01, step schedule", _single(0.01)),
+    Trial("standard-lr0.02", "standard", "lr 0.02, step schedule", _single(0.02)),
+    Trial("standard-lr0.05", "standard", "lr 0.05, step schedule (preset)", _single(0.05)),
+    Trial("standard-lr0.1", "standard", "lr 0.1, step schedule", _single(0.1)),
+    Trial("standard-lr0.02-linear", "standard", "lr 0.02, linear decay", _single(0.02, LINEAR)),
+    Trial("standard-lr0.05-linear", "standard", "lr 0.05, linear decay", _single(0.05, LINEAR)),
+    # PGD-AT: the same six
+    Trial("pgd_at-lr0.01", "pgd_at", "lr 0.01, step schedule", _single(0.01)),
+    Trial("pgd_at-lr0.02", "pgd_at", "lr 0.02, step schedule", _single(0.02)),
+    Trial("pgd_at-lr0.05", "pgd_at", "lr 0.05, step schedule (preset)", _single(0.05)),
+    Trial("pgd_at-lr0.1", "pgd_at", "lr 0.1, step schedule", _single(0.1)),
+    Trial("pgd_at-lr0.02-linear", "pgd_at", "lr 0.02, linear decay", _single(0.02, LINEAR)),
+    Trial("pgd_at-lr0.05-linear", "pgd_at", "lr 0.05, linear decay", _single(0.05, LINEAR)),
+    # TRADES: peak lr × β (TRADES' own SmallCNN recipe: lr 0.01, β 1 or 6)
+    *(Trial(f"trades-lr{lr:g}-beta{b:g}", "trades", f"lr {lr:g}, β {b:g}, step schedule"
+            + (" (preset)" if (lr, b) == (0.05, 6.0) else ""),
+            _single(lr, **{"train.learners.0.trades_beta": b}))
+      for lr in (0.01, 0.02, 0.05) for b in (1.0, 6.0)),
+    # Generalist, on the standard and PGD-AT winners' optimisers
+    _g("generalist-g0.6", "γ_nat → 0.6, t′ 0.5, c 0.1 (own natural lr)", gamma_end=0.6, warmup=0.5, every=0.1),
+    _g("generalist-g0.8", "γ_nat → 0.8, t′ 0.5, c 0.1", gamma_end=0.8, warmup=0.5, every=0.1),
+    _g("generalist-g0.4", "γ_nat → 0.4, t′ 0.5, c 0.1", gamma_end=0.4, warmup=0.5, every=0.1),
+    _g("generalist-g0.6-t0.3", "γ_nat → 0.6, t′ 0.3, c 0.1", gamma_end=0.6, warmup=0.3, every=0.1),
+    _g("generalist-g0.6-c0.2", "γ_nat → 0.6, t′ 0.5, c 0.2", gamma_end=0.6, warmup=0.5, every=0.2),
+    _g("generalist-g0.6-lrfrom", "γ_nat → 0.6, t′ 0.5, c 0.1, natural lr overwritten by the adversarial "
+       "(reference code)", gamma_end=0.6, warmup=0.5, every=0.1, own_lr=False),
+)
+TRIALS_PER_METHOD = 6
+assert all(sum(t.method == m for t in TRIALS) == TRIALS_PER_METHOD for m in METHODS)
+
+
+# ------------------------------------------------------------------------------------------- outcomes
+def run_dir(trial: Trial, root: Path = RUN_ROOT) -> Path:
+    return Path(root) / trial.id
+
+
+def outcome(trial: Trial, root: Path = RUN_ROOT) -> dict[str, Any] | None:
+    """The finished trial's validation numbers, or None while it has not finished all its epochs."""
+    d = run_dir(trial, root)
+    try:
+        summary = json.loads((d / "summary.json").read_text())
+        history = [json.loads(line) for line in (d / "history.jsonl").read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return None
+    if summary.get("epochs") != len(history) or not history:
+        return None
+    chosen = summary["selection"]["chosen"]
+    last = history[-1]
+    return {"trial": trial.id, "method": trial.method, "what": trial.what,
+            "chosen_epoch": chosen["epoch"], "epochs": len(history),
+            "val_clean": chosen["val_clean"], "val_pgd20": chosen.get("val_robust", 0.0),
+            "score": chosen["val_clean"] + chosen.get("val_robust", 0.0),
+            "last_val_clean": last["val_clean"], "last_val_pgd20": last.get("val_robust", 0.0),
+            "curve": [(h["epoch"], round(h["val_clean"], 1), round(h.get("val_robust", 0.0), 1)) for h in history],
+            "wall_min": summary["train_wall_time_s"] / 60, "img_per_s": summary["img_per_s_mean"],
+            "n_train": summary["n_train"], "n_val": summary["selection"]["n_val"], "commit": summary.get("commit")}
+
+
+def winners(root: Path = RUN_ROOT) -> dict[str, Trial]:
+    """Per method whose trials have all finished: the trial with the highest validation score (first on ties)."""
+    best: dict[str, Trial] = {}
+    for m in METHODS:
+        trials = [t for t in TRIALS if t.method == m]
+        results = [(outcome(t, root), t) for t in trials]
+        if all(r is not None for r, _ in results):
+            best[m] = max(results, key=lambda rt: rt[0]["score"])[1]
+    return best
+
+
+# ------------------------------------------------------------------------------------------------ log
+CSV_FIELDS = ("method", "trial", "what", "chosen_epoch", "epochs", "val_clean", "val_pgd20", "score",
+              "last_val_clean", "last_val_pgd20", "wall_min", "img_per_s", "n_train", "n_val", "winner", "commit")
+
+
+def render_log(root: Path = RUN_ROOT) -> tuple[str, str]:
+    """(Markdown, CSV) of every finished trial; the pending ones are listed as such in the Markdown."""
+    win = {t.id for t in winners(root).values()}
+    rows = [o for t in TRIALS if (o := outcome(t, root)) is not None]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({**r, "winner": r["trial"] in win, **{k: f"{r[k]:.2f}" for k in
+                                                          ("val_clean", "val_pgd20", "score", "last_val_clean",
+                                                           "last_val_pgd20", "wall_min", "img_per_s")}})
+    b = TUNE_BUDGET
+    md = [
+        "# Tuning log: Fashion-MNIST, SmallCNN, Linf eps 0.1",
+        "",
+        "Written by `python -m generalist_bench.tuning` from the run directories under `runs/tuning/`. "
+        "**Validation split only**: every number is on the first 1,000 images of the validation split (5,000 "
+        "images held out of the training set, split seed 0); the test split is locked while the command runs "
+        "(`SplitLockedError` on any read).",
+        "",
+        f"Budget per trial, the same for every method: the first {b['data.train_subset']:,} training images, "
+        f"{b['train.epochs']} epochs, batch 128, bf16 autocast + channels_last, seed {b['train.seed']}, "
+        "PGD-10 (step eps/4) as the training attack; "
+        f"{TRIALS_PER_METHOD} trials per method. Score = validation clean + PGD-20 accuracy at the epoch that "
+        "rule selects (the presets' selection rule); the winner of each method is in bold. Generalist's trials "
+        "use the standard winner's optimiser for the natural learner and the PGD-AT winner's for the "
+        "adversarial learner.",
+        "",
+        "| method | trial | what changed | epoch chosen / run | val clean | val PGD-20 | score | last-epoch "
+        "clean / PGD-20 | wall (min) | img/s |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        bold = "**" if r["trial"] in win else ""
+        md.append(f"| {r['method']} | {bold}{r['trial']}{bold} | {r['what']} | {r['chosen_epoch']} / {r['epochs']} "
+                  f"| {r['val_clean']:.1f} | {r['val_pgd20']:.1f} | {bold}{r['score']:.1f}{bold} | "
+                  f"{r['last_val_clean']:.1f} / {r['last_val_pgd20']:.1f} | {r['wall_min']:.1f} | "
+                  f"{r['img_per_s']:.0f} |")
+    pending = [t.id for t in TRIALS if outcome(t, root) is None]
+    if pending:
+        md += ["", f"Not finished yet ({len(pending)}): " + ", ".join(f"`{p}`" for p in pending) + "."]
+    md += ["", "Validation curves (epoch: clean / PGD-20):", ""]
+    for r in rows:
+        md.append(f"- `{r['trial']}`: " + ", ".join(f"{e}: {c} / {p}" for e, c, p in r["curve"]))
+    md += ["", "Commits that trained them: " + ", ".join(sorted({str(r['commit'])[:12] for r in rows})) + "."
+           if rows else ""]
+    return "\n".join(md).rstrip() + "\n", buf.getvalue()
+
+
+def write_log(root: Path = RUN_ROOT, stem: Path = LOG_STEM) -> tuple[Path, Path]:
+    md, csv_text = render_log(root)
+    md_path, csv_path = Path(f"{stem}.md"), Path(f"{stem}.csv")
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(md_path, md)
+    atomic_write_text(csv_path, csv_text)
+    return md_path, csv_path
+
+
+# ------------------------------------------------------------------------------------------------ run
+def run_trial(trial: Trial, root: Path = RUN_ROOT, *, progress: bool = True) -> dict[str, Any]:
+    """Train ``trial`` (resuming its run directory) unless it has finished; returns its outcome."""
+    from .trainers.engine import Engine
+
+    done = outcome(trial, root)
+    if done is not None:
+        return done
+    cfg = replace(resolve_config(trial.preset, trial.overrides(winners(root))), name=f"tune-{trial.id}")
+    with split_locked("test", "hyperparameter tuning reads the validation split only"):
+        Engine(cfg, run_dir(trial, root), resume=True, progress=progress).run()
+    (run_dir(trial, root) / "checkpoint.pt").unlink(missing_ok=True)  # finished: best.pt + history suffice
+    result = outcome(trial, root)
+    assert result is not None, f"trial {trial.id} ended without a complete history"
+    return result
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--only", nargs="*", default=None, metavar="TRIAL", help="run these trials only (default: all, "
+                   "in order)")
+    p.add_argument("--methods", nargs="*", default=None, choices=METHODS, help="run these methods' trials only")
+    p.add_argument("--root", default=str(RUN_ROOT), help=f"run directories (default {RUN_ROOT})")
+    p.add_argument("--log", default=str(LOG_STEM), help=f"log path without suffix (default {LOG_STEM})")
+    p.add_argument("--list", action="store_true", help="list the trials and their state, train nothing")
+    p.add_argument("--log-only", action="store_true", help="rewrite the log from finished runs, train nothing")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (train.num_threads)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    known = {t.id for t in TRIALS}
+    for name in args.only or ():
+        if name not in known:
+            raise ConfigError(f"unknown trial {name!r}; `generalist-bench tune --list` lists them")
+    selected = [t for t in TRIALS if (args.only is None or t.id in args.only)
+                and (args.methods is None or t.method in args.methods)]
+    if args.list:
+        for t in TRIALS:
+            o = outcome(t, root)
+            state = f"done: score {o['score']:.1f} (epoch {o['chosen_epoch']})" if o else "pending"
+            print(f"{t.id:<28} {t.method:<11} {state:<32} {t.what}")
+        return 0
+    if args.threads:  # speed only: not part of the config, so a run resumes under any thread count
+        import torch
+
+        torch.set_num_threads(args.threads)
+    with split_locked("test", "hyperparameter tuning reads the validation split only"):
+        if not args.log_only:
+            for t in selected:
+                o = run_trial(t, root, progress=not args.no_progress)
+                print(f"[tune] {t.id}: val clean {o['val_clean']:.2f} PGD-20 {o['val_pgd20']:.2f} "
+                      f"(epoch {o['chosen_epoch']}/{o['epochs']}, {o['wall_min']:.1f} min)", file=sys.stderr,
+                      flush=True)
+                write_log(root, Path(args.log))
+        md, _ = write_log(root, Path(args.log))
+    print(f"tuning log: {md}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import main as cli_main
+
+    return cli_main(["tune", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
