@@ -1,0 +1,124 @@
+"""Tuning: the test split is locked, trials resume and skip when finished, the log holds validation numbers only,
+Generalist's trials build on the standard and PGD-AT winners."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import generalist_bench.tuning as T
+from generalist_bench.cli import main as cli_main
+from generalist_bench.data import load_dataset
+from generalist_bench.data.splits import split_locked
+from generalist_bench.errors import ConfigError, SplitLockedError
+
+
+@pytest.fixture
+def tiny_budget(monkeypatch):
+    monkeypatch.setitem(T.TUNE_BUDGET, "data.train_subset", 256)
+    monkeypatch.setitem(T.TUNE_BUDGET, "train.epochs", 2)
+    monkeypatch.setitem(T.TUNE_BUDGET, "train.selection.n_val", 50)
+    monkeypatch.setitem(T.TUNE_BUDGET, "train.selection.attack_steps", 2)
+
+
+def test_split_locked_blocks_the_test_split_only_while_active():
+    with split_locked("test", "tuning"):
+        with pytest.raises(SplitLockedError, match="test split of fashion_mnist may not be read here: tuning"):
+            load_dataset("fashion_mnist", "test")
+        with split_locked("test", "inner"):
+            with pytest.raises(SplitLockedError, match="inner"):
+                load_dataset("fashion_mnist", "test")
+        with pytest.raises(SplitLockedError, match="tuning"):  # the outer lock is back
+            load_dataset("fashion_mnist", "test")
+        assert len(load_dataset("fashion_mnist", "val")) == 5000
+    assert len(load_dataset("fashion_mnist", "test")) == 10000
+    with pytest.raises(ConfigError, match="unknown split"):
+        with split_locked("tset", "typo"):
+            pass
+
+
+def test_every_method_has_the_same_number_of_trials_and_unique_ids():
+    ids = [t.id for t in T.TRIALS]
+    assert len(ids) == len(set(ids))
+    for m in T.METHODS:
+        assert sum(t.method == m for t in T.TRIALS) == T.TRIALS_PER_METHOD
+
+
+def test_generalist_trials_need_the_winners_and_take_their_optimisers(tmp_path):
+    g = next(t for t in T.TRIALS if t.id == "generalist-g0.6")
+    with pytest.raises(ConfigError, match="winners of standard, pgd_at"):
+        g.overrides({})
+    std = next(t for t in T.TRIALS if t.id == "standard-lr0.1")
+    adv = next(t for t in T.TRIALS if t.id == "pgd_at-lr0.02-linear")
+    ov = g.overrides({"standard": std, "pgd_at": adv})
+    assert ov["train.learners.0.optim.lr"] == 0.1 and ov["train.learners.0.optim.lr_schedule"] == T.PAPER
+    assert ov["train.learners.1.optim.lr"] == 0.02 and ov["train.learners.1.optim.lr_schedule"] == T.LINEAR
+    assert ov["train.learners.0.lr_from"] is None  # its own optimiser and schedule
+    assert ov["train.learners.0.mix_schedule"][-1] == (1.0, 0.6)
+    from generalist_bench.config import resolve_config
+
+    cfg = resolve_config(g.preset, ov)  # a valid config
+    assert cfg.train.merge.warmup_epochs == 5 and cfg.train.merge.redistribute_every == 1
+    ref = next(t for t in T.TRIALS if t.id == "generalist-g0.6-lrfrom")
+    assert ref.overrides({"standard": std, "pgd_at": adv})["train.learners.0.lr_from"] == "adversarial"
+
+
+def test_tune_runs_a_trial_with_the_test_split_locked_and_logs_validation_only(tiny_budget, tmp_path,
+                                                                                monkeypatch, capsys):
+    from generalist_bench.trainers import engine as engine_mod
+
+    seen = []
+    real_setup = engine_mod.Engine._setup
+
+    def spy_setup(self):
+        try:
+            load_dataset("fashion_mnist", "test")
+            seen.append("read")
+        except SplitLockedError:
+            seen.append("locked")
+        real_setup(self)
+
+    monkeypatch.setattr(engine_mod.Engine, "_setup", spy_setup)
+    root, log = tmp_path / "runs", tmp_path / "docs" / "tuning_log"
+    args = ["tune", "--only", "standard-lr0.05", "--root", str(root), "--log", str(log), "--no-progress"]
+    assert cli_main(args) == 0
+    assert seen == ["locked"]
+    run = root / "standard-lr0.05"
+    assert (run / "best.pt").exists() and not (run / "checkpoint.pt").exists()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["selection"]["split"] == "val" and summary["n_train"] == 256
+    md, csv_text = (tmp_path / "docs" / "tuning_log.md").read_text(), (tmp_path / "docs" / "tuning_log.csv").read_text()
+    assert "Validation split only" in md and "| standard | standard-lr0.05 |" in md and "Not finished yet (23)" in md
+    assert csv_text.splitlines()[0].split(",") == list(T.CSV_FIELDS) and len(csv_text.splitlines()) == 2
+    o = T.outcome(T.TRIALS[2], root)
+    assert o["epochs"] == 2 and o["n_val"] == 50 and 0 <= o["val_clean"] <= 100
+
+    # a finished trial is not trained again
+    monkeypatch.setattr(engine_mod.Engine, "run", lambda self: pytest.fail("retrained a finished trial"))
+    assert cli_main(args) == 0
+    # --list shows its score; an unknown trial is one clear error
+    assert cli_main(["tune", "--list", "--root", str(root)]) == 0
+    assert "done: score" in capsys.readouterr().out
+    assert cli_main(["tune", "--only", "nope", "--root", str(root)]) == 2
+
+
+def test_winner_is_the_best_validation_score_once_all_trials_of_a_method_finished(tmp_path):
+    def fake(trial, clean, robust):
+        d = T.run_dir(trial, tmp_path)
+        d.mkdir(parents=True)
+        hist = [{"epoch": 1, "val_clean": clean, "val_robust": robust}]
+        (d / "history.jsonl").write_text(json.dumps(hist[0]) + "\n")
+        (d / "summary.json").write_text(json.dumps({
+            "epochs": 1, "selection": {"chosen": {"epoch": 1, "val_clean": clean, "val_robust": robust}, "n_val": 10},
+            "train_wall_time_s": 6.0, "img_per_s_mean": 1.0, "n_train": 10, "commit": "abc"}))
+
+    std = [t for t in T.TRIALS if t.method == "standard"]
+    for i, t in enumerate(std[:-1]):
+        fake(t, 80 + i, 0.0)
+    assert "standard" not in T.winners(tmp_path)  # one trial still pending
+    fake(std[-1], 70, 1.0)
+    assert T.winners(tmp_path)["standard"] is std[-2]
+    md, _ = T.render_log(tmp_path)
+    bold_rows = [line for line in md.splitlines() if line.startswith("| standard") and "**" in line]
+    assert len(bold_rows) == 1 and f"**{std[-2].id}**" in bold_rows[0]
