@@ -8,6 +8,9 @@ Public API (imported lazily so that ``import generalist_bench`` stays cheap):
 - ``train(preset_or_config, **overrides)``
 - ``evaluate(model, dataset=..., threat_model="Linf", eps=..., suite="autoattack", ...)``
 - ``load_model(name, dataset=..., threat_model=..., model_dir="model_zoo")``
+- ``enable_robustbench_compat()``: lets robustbench 1.1.1 import and load our zoo (import hooks, opt-in)
+
+Importing the package has no side effects outside it (no import hooks, no patched modules).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ _LAZY = {
     "train": "generalist_bench.trainers.api",
     "evaluate": "generalist_bench.evaluation.api",
     "load_model": "generalist_bench.zoo.store",
+    "enable_robustbench_compat": "generalist_bench.zoo.robustbench_compat",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
@@ -40,5 +44,3 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     raise AttributeError(f"module 'generalist_bench' has no attribute {name!r}")
-
-from .zoo import robustbench_compat as _robustbench_compat  # noqa: E402,F401  (cheap: installs import hooks only)

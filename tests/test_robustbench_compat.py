@@ -35,7 +35,8 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def rb():
-    """robustbench, imported after generalist_bench (which installed the hooks)."""
+    """robustbench, imported after the compatibility was switched on."""
+    generalist_bench.enable_robustbench_compat()
     import robustbench
     import robustbench.eval
     import robustbench.utils
@@ -233,12 +234,44 @@ def test_import_is_cheap_and_survives_missing_robustbench():
         sys.modules["robustbench"] = None  # robustbench absent
         import generalist_bench
         assert "torch" not in sys.modules and "pyautoattack" not in sys.modules, "import is not cheap"
+        generalist_bench.enable_robustbench_compat()
         try:
             import robustbench
         except ImportError:
             print("robustbench absent, package fine")
     """)
     assert out.returncode == 0 and "package fine" in out.stdout, out.stderr[-3000:]
+
+
+def test_import_has_no_side_effects_and_compat_is_switched_on_explicitly():
+    """Importing every part of the package leaves sys.meta_path alone and robustbench unimportable (as it is on
+    the PyPI stack); the explicit call switches the compatibility on, and is idempotent."""
+    out = _run("""
+        import sys
+        before = list(sys.meta_path)
+        import generalist_bench, generalist_bench.evaluation, generalist_bench.zoo.store, generalist_bench.cli
+        import generalist_bench.leaderboard, generalist_bench.train_and_submit
+        import generalist_bench.zoo.robustbench_compat
+        assert sys.meta_path == before, sys.meta_path
+        assert "autoattack" not in sys.modules
+        try:
+            import robustbench
+            raise SystemExit("robustbench imported without the compatibility")
+        except ImportError as e:
+            print("unpatched:", e.name)
+        for name in [m for m in sys.modules if m.startswith(("robustbench", "autoattack"))]:
+            del sys.modules[name]
+        from generalist_bench.zoo import robustbench_compat as compat
+        generalist_bench.enable_robustbench_compat()
+        generalist_bench.enable_robustbench_compat()
+        ours = [f for f in sys.meta_path if f in (compat._HOOK_FINDER, compat._SHIM_FINDER)]
+        assert len(ours) == 2, sys.meta_path
+        import robustbench.utils
+        assert getattr(robustbench.model_zoo.models, compat._MARK) is True
+        print("OK")
+    """)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "unpatched: autoattack" in out.stdout and "OK" in out.stdout
 
 
 def test_hooks_ran_in_this_process(rb, tmp_path, monkeypatch):
@@ -259,6 +292,7 @@ def test_default_zoos_register_when_robustbench_is_imported(tmp_path):
     out = _run("""
         import sys, warnings
         import generalist_bench
+        generalist_bench.enable_robustbench_compat()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             import robustbench

@@ -75,7 +75,10 @@ def load_zoo_model(name: str, dataset: str, threat_model: str, model_dir: str | 
 def load_robustbench_model(name: str, dataset: str, threat_model: str, model_dir: str | os.PathLike) -> nn.Module:
     if dataset not in ("cifar10", "cifar100"):
         raise ConfigError(f"--robustbench models exist for cifar10 and cifar100 only, not {dataset!r}")
-    from robustbench.utils import load_model  # generalist_bench's import hooks make robustbench importable
+    from ..zoo.robustbench_compat import enable_robustbench_compat
+
+    enable_robustbench_compat()  # robustbench 1.1.1 imports only with our autoattack shim
+    from robustbench.utils import load_model
 
     try:
         model = load_model(model_name=name, model_dir=str(model_dir), dataset=dataset, threat_model=threat_model)

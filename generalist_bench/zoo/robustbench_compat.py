@@ -1,9 +1,10 @@
-"""RobustBench compatibility: after ``import generalist_bench``, robustbench 1.1.1 imports, loads our CIFAR
-zoo models from local files and benchmarks them.
+"""RobustBench compatibility, switched on explicitly: after ``generalist_bench.enable_robustbench_compat()``,
+robustbench 1.1.1 imports, loads our CIFAR zoo models from local files and benchmarks them.
 
-``import generalist_bench`` only calls ``install()``, which appends two import hooks to ``sys.meta_path``
-(no robustbench, torch or pyautoattack import; nothing happens until robustbench is imported, and a
-failing hook only warns — robustbench then runs unpatched):
+``import generalist_bench`` changes nothing outside the package. ``enable_robustbench_compat()`` adds two import
+hooks to ``sys.meta_path`` (idempotent; no robustbench, torch or pyautoattack import; nothing happens until
+robustbench is imported, and a failing hook only warns — robustbench then runs unpatched). Called after
+robustbench was imported, it patches the imported modules at once:
 
 1. ``autoattack`` shim (last on ``sys.meta_path``, so a real ``autoattack`` package wins if installed):
    ``autoattack`` / ``autoattack.state`` come from ``generalist_bench.zoo.autoattack_shim``, the upstream
@@ -50,14 +51,13 @@ if TYPE_CHECKING:
 PLACEHOLDER_GDRIVE_ID = "generalist-bench-local-file-only"  # robustbench needs a non-None id; never downloaded
 CARD_KEY = "generalist_bench_card"                        # marks our entries in robustbench's model_dicts
 ZOO_ENV = "GENERALIST_BENCH_ZOO"
-DISABLE_ENV = "GENERALIST_BENCH_NO_ROBUSTBENCH_COMPAT"
 RB_DATASETS = ("cifar10", "cifar100")                    # our names == robustbench's BenchmarkDataset values
 RB_THREATS = ("Linf", "L2")
 _MARK = "__generalist_bench_compat__"
 _SHIM_SUBMODULES = ("autopgd_base", "fab_pt", "fab_base", "fab_projections", "square", "checks", "other_utils")
 _WATCHED = ("robustbench.model_zoo.models", "robustbench.utils", "robustbench.data", "robustbench.eval")
 
-_state: dict[str, Any] = {"verify": True, "installed": False}
+_state: dict[str, Any] = {"verify": True, "enabled": False}
 
 
 # ------------------------------------------------------------------------------------------ autoattack shim
@@ -142,15 +142,14 @@ _HOOK_FINDER = _PostImportFinder()
 _SHIM_FINDER = _AutoattackShimFinder()
 
 
-def install() -> None:
-    """Install the import hooks (idempotent, cheap, never raises). ``$GENERALIST_BENCH_NO_ROBUSTBENCH_COMPAT=1``
-    disables them."""
-    if _state["installed"] or os.environ.get(DISABLE_ENV, "") not in ("", "0", "false"):
+def enable_robustbench_compat() -> None:
+    """Add the import hooks (idempotent, cheap, never raises); see the module docstring for what they do."""
+    if _state["enabled"]:
         return
     try:
         sys.meta_path.insert(0, _HOOK_FINDER)
         sys.meta_path.append(_SHIM_FINDER)
-        _state["installed"] = True
+        _state["enabled"] = True
         if any(m in sys.modules for m in _WATCHED):  # robustbench (or part of it) was imported before us
             _after_import()
     except Exception as e:  # never break `import generalist_bench`
@@ -347,6 +346,3 @@ def load_cifar10(n_examples: int | None = None, data_dir: str = "./data", transf
 def load_cifar100(n_examples: int | None = None, data_dir: str = "./data", transforms_test=None):
     """robustbench.data.load_cifar100 through ``generalist_bench.data.load_dataset`` (MD5-verified)."""
     return _load_cifar("cifar100", n_examples, data_dir, transforms_test)
-
-
-install()
