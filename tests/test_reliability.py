@@ -36,23 +36,33 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
-def _run_killed_until_done(argv_first: list[str], argv_resume: list[str], kill_after: list[float],
-                           timeout: float = 300) -> int:
-    """Start ``argv_first``; SIGKILL it after each delay in ``kill_after`` (restarting with ``argv_resume``), then let
-    the last restart finish. Returns how many kills landed on a running process."""
-    kills, argv = 0, argv_first
-    for delay in kill_after:
-        p = subprocess.Popen(argv, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            p.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-            kills += 1
-        argv = argv_resume
-    done = subprocess.run(argv, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return kills
+class Gate:
+    """Drives a subprocess through ``generalist_bench.utils.testgate``: it waits at each gate until released, so
+    an interrupt lands at a point the test chose, however busy the machine is."""
+
+    def __init__(self, root: Path, point: str):
+        self.root, self.point, self.released = root, point, 0
+        root.mkdir(parents=True, exist_ok=True)
+
+    def env(self) -> dict[str, str]:
+        from generalist_bench.utils.testgate import ENV
+
+        return {**_env(), ENV: str(self.root)}
+
+    def wait(self, p: subprocess.Popen, n: int, timeout: float = 300) -> None:
+        """Until the process reached its n-th gate (it is waiting there)."""
+        arrived, deadline = self.root / f"{self.point}.{n}.arrived", time.monotonic() + timeout
+        while not arrived.exists():
+            assert p.poll() is None, f"the process ended (exit {p.returncode}) before gate {n}"
+            assert time.monotonic() < deadline, f"gate {n} not reached in {timeout} s"
+            time.sleep(0.01)
+
+    def release(self, p: subprocess.Popen, count: int) -> None:
+        """Let it pass ``count`` more gates, one after the other."""
+        for _ in range(count):
+            self.wait(p, self.released + 1)
+            self.released += 1
+            (self.root / f"{self.point}.{self.released}.go").touch()
 
 
 def _same(a, b, path="") -> list[str]:
@@ -73,19 +83,32 @@ def _same(a, b, path="") -> list[str]:
 
 # ------------------------------------------------------------------------------------------ fault tests
 def test_training_killed_at_random_points_resumes_bit_identical(tmp_path):
-    """SIGKILL a Generalist training run (checkpoint writes included) at seeded random moments, resume each time:
-    the final weights and the selection equal an uninterrupted run's."""
+    """SIGKILL a Generalist training run three times at seeded random points (after a random number of epoch
+    checkpoints, then a random moment inside the next epoch or its checkpoint write; a gate after each checkpoint
+    keeps the run from getting further) and resume each time: the final weights and the selection equal an
+    uninterrupted run's."""
     ref, part = tmp_path / "ref", tmp_path / "part"
     base = _cli("train", "--preset", "fmnist-smallcnn-generalist", *TINY_TRAIN, "--no-progress")
-    t0 = time.monotonic()
     r = subprocess.run([*base, "--out", str(ref)], env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    total = time.monotonic() - t0
     rng = random.Random(7)
-    delays = sorted(rng.uniform(0.3, 0.95) * total for _ in range(3))
-    kills = _run_killed_until_done([*base, "--out", str(part)], [*base, "--out", str(part), "--resume"],
-                                   [delays[0], delays[1] - delays[0] + 1.0, delays[2] - delays[1] + 1.0])
-    assert kills >= 1
+    epochs_done = []
+    for k in range(3):
+        done = torch.load(part / "checkpoint.pt", weights_only=True)["epoch"] if (part / "checkpoint.pt").exists() \
+            else 0
+        g = Gate(tmp_path / f"gate{k}", "train-checkpoint-saved")
+        argv = [*base, "--out", str(part)] + (["--resume"] if k else [])
+        p = subprocess.Popen(argv, env=g.env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        g.release(p, rng.randint(0, max(0, 2 - done)))  # whole epochs it may finish
+        time.sleep(rng.uniform(0.0, 0.4))                 # then anywhere in the next epoch or its checkpoint write
+        assert p.poll() is None, "the run got past a closed gate"
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        epochs_done.append(done)
+    assert epochs_done[0] == 0 and epochs_done[-1] < 4
+    r = subprocess.run([*base, "--out", str(part), "--resume"], env=_env(), cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
     a = torch.load(ref / "checkpoint.pt", weights_only=True)
     b = torch.load(part / "checkpoint.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 4
@@ -117,8 +140,8 @@ def _points_done(state: Path) -> int:
 
 def test_evaluation_killed_mid_attack_resumes_identical(small_ckpt, tmp_path):
     """SIGKILL ``generalist-bench eval`` while it attacks (state saved after every batch) — twice, after a seeded
-    random number of attacked points plus a random delay — and resume with --resume: the per-sample result
-    equals an uninterrupted run's."""
+    random number of saved batches plus a random moment in the next one (a gate after each state write keeps the
+    run from getting further) — and resume with --resume: the per-sample result equals an uninterrupted run's."""
     args = ["eval", "--checkpoint", str(small_ckpt), "--arch", "small_cnn", "--attacks", "pgd-20,apgd-ce",
             "--n-examples", "48", "--batch-size", "4", "--eps", "0.1", "--no-progress"]
     ref = tmp_path / "ref.json"
@@ -130,13 +153,11 @@ def test_evaluation_killed_mid_attack_resumes_identical(small_ckpt, tmp_path):
     rng = random.Random(3)
     done_before = []
     for k, argv in enumerate([_cli(*args, "--out", str(out)), _cli(*args, "--out", str(out), "--resume")]):
-        target = _points_done(state) + rng.randint(1, 24)
-        p = subprocess.Popen(argv, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 240
-        while _points_done(state) < target and p.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.3))  # land anywhere inside the next batch, or in its state write
-        assert p.poll() is None, f"run {k} finished before it could be killed"
+        g = Gate(tmp_path / f"gate{k}", "eval-state-saved")
+        p = subprocess.Popen(argv, env=g.env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        g.release(p, rng.randint(1, 8))    # that many batches saved (a gate waits after each state write) ...
+        time.sleep(rng.uniform(0.0, 0.3))  # ... then anywhere inside the next batch, or in its state write
+        assert p.poll() is None, f"run {k} got past a closed gate"
         p.send_signal(signal.SIGKILL)
         p.wait()
         done_before.append(_points_done(state))
@@ -153,11 +174,11 @@ def test_ctrl_c_is_one_line_exit_130_and_resumable(small_ckpt, tmp_path):
     args = ["eval", "--checkpoint", str(small_ckpt), "--arch", "small_cnn", "--attacks", "apgd-ce",
             "--n-examples", "40", "--batch-size", "4", "--eps", "0.1", "--no-progress",
             "--out", str(tmp_path / "r.json")]
-    p = subprocess.Popen(_cli(*args), env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    g = Gate(tmp_path / "gate", "eval-state-saved")
+    p = subprocess.Popen(_cli(*args), env=g.env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = tmp_path / "r.json.state.json"
-    deadline = time.monotonic() + 120
-    while not state.exists() and time.monotonic() < deadline:  # interrupt mid-run, after a batch was saved
-        time.sleep(0.2)
+    g.release(p, 2)
+    g.wait(p, 3)  # interrupt mid-run, while it waits after its third saved batch
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, err

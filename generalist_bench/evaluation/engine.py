@@ -26,6 +26,7 @@ import torch.nn as nn
 from ..attacks.base import model_mode
 from ..errors import ConfigError, GeneralistBenchError
 from ..utils.io import atomic_write_json
+from ..utils.testgate import gate
 from .checks import perturbation_stats
 from .result import decode_flags, decode_ranges, encode_flags, encode_ranges
 
@@ -112,6 +113,7 @@ class EvalState:
     def save(self) -> None:
         if self.path is not None:
             atomic_write_json(self.path, self.to_dict())
+            gate("eval-state-saved")
 
     @classmethod
     def load_or_new(cls, path: str | Path | None, key: dict[str, Any], indices: torch.Tensor,

@@ -31,6 +31,7 @@ from ..errors import CheckpointError, ConfigError, TrainingDivergedError
 from ..models import model_for_dataset
 from ..utils.env import git_commit, hardware, library_versions
 from ..utils.io import atomic_torch_save, atomic_write_json, atomic_write_text
+from ..utils.testgate import gate
 from .amp import amp_context, grad_scaler
 from .augment import augment
 from .distributed import DistInfo, all_reduce_mean, average_float_buffers, barrier, init_distributed
@@ -186,6 +187,7 @@ class Engine:
             return
         atomic_torch_save(self._state(epoch), self.checkpoint_path)
         atomic_write_text(self.out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+        gate("train-checkpoint-saved")
 
     # ----------------------------------------------------------------------------------------- epoch
     def _lrs(self, epoch: int) -> dict[str, float]:

@@ -1,0 +1,34 @@
+"""A rendezvous for tests that interrupt a run at a point they choose, never at a time.
+
+With ``$GENERALIST_BENCH_TEST_GATE=DIR`` set, the n-th time a process reaches ``gate(point)`` it creates
+``DIR/<point>.<n>.arrived`` and waits until ``DIR/<point>.<n>.go`` exists. A test can then interrupt or kill it
+there, or release it and strike a moment later (the process cannot get past the next gate meanwhile). Without
+the variable, ``gate`` returns at once. Points: ``eval-state-saved`` (after every evaluation state write) and
+``train-checkpoint-saved`` (after every epoch's checkpoint).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+ENV = "GENERALIST_BENCH_TEST_GATE"
+_reached: dict[str, int] = {}
+_interrupted: list[BaseException] = []  # once a wait was interrupted (Ctrl-C), gates no longer wait: cleanup code
+                                        # that saves state on the way out must not block the exit
+
+
+def gate(point: str) -> None:
+    root = os.environ.get(ENV)
+    if not root or _interrupted:
+        return
+    n = _reached[point] = _reached.get(point, 0) + 1
+    Path(root, f"{point}.{n}.arrived").touch()
+    go = Path(root, f"{point}.{n}.go")
+    try:
+        while not go.exists():
+            time.sleep(0.01)
+    except BaseException as e:
+        _interrupted.append(e)
+        raise
