@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "leaderboard": ("generalist_bench.leaderboard.cli", "regenerate leaderboard/ from the model cards"),
     "zoo": ("generalist_bench.zoo.cli", "list, show and verify models in model_zoo/"),
     "presets": ("generalist_bench.presets_cli", "list presets or print one resolved config"),
+    "plugins": ("generalist_bench.plugins", "list attacks, models, data sets and suites, installed plugins included"),
 }
 
 

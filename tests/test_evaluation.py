@@ -51,8 +51,8 @@ def seeded_pyautoattack(model, x, eps, norm="Linf", seed=0):
     """
     from pyautoattack import AutoAttack
 
-    from generalist_bench.attacks.apgd import SeededAPGD, SeededAPGDTargeted
-    from generalist_bench.attacks.square import SeededSquare
+    from generalist_bench.evaluation.autoattack.apgd import SeededAPGD, SeededAPGDTargeted
+    from generalist_bench.evaluation.autoattack.square import SeededSquare
 
     lookup = {x[i].numpy().tobytes(): i for i in range(len(x))}
     assert len(lookup) == len(x), "test points must be distinct images"
@@ -143,7 +143,7 @@ def test_square_and_fab_equal_pyautoattack_custom(mlp, fmnist_test):
                     attacks=[("square", {"n_queries": 300}), ("fab-t", {"n_iter": 10, "n_target_classes": 3})])
     from pyautoattack import AutoAttack
 
-    from generalist_bench.attacks.square import SeededSquare
+    from generalist_bench.evaluation.autoattack.square import SeededSquare
 
     aa = seeded_pyautoattack(mlp, x, 0.05)
     custom = AutoAttack(mlp, norm="Linf", eps=0.05, version="custom", attacks=["square", "fab-t"], seed=0)

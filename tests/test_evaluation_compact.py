@@ -1,4 +1,4 @@
-"""The compact AutoAttack engine (``attacks.compact``, the default) against pyautoattack's own loops.
+"""The compact AutoAttack engine (``evaluation.autoattack.compact``, the default) against pyautoattack's own loops.
 
 Both engines draw the same per-sample random starts, so the claim is exact: every point's robust flag is the
 same. The MLP tests cover Linf and L2, restarts, several targets and FAB, each with points fooled at different
@@ -31,7 +31,7 @@ COMPONENTS = [("apgd-ce", {"n_iter": 25}), ("square", {"n_queries": 400}),
 def test_compact_components_give_upstream_flags(mlp, norm, eps, max_rows, monkeypatch):
     """max_rows 256: all runs (targets × restarts) of a batch's points go together; 40: they are split into
     groups, later groups attacking only the points still robust."""
-    from generalist_bench.attacks import compact
+    from generalist_bench.evaluation.autoattack import compact
 
     monkeypatch.setattr(compact, "MAX_ROWS", max_rows)
     kw = dict(threat_model=norm, eps=eps, attacks=COMPONENTS, n_examples=48, batch_size=24, progress=False)

@@ -233,7 +233,8 @@ def test_search_is_opt_in_and_its_verdicts_are_confirmed_by_the_exact_model(mlp)
 def test_attack_loops_count_a_point_fooled_only_when_the_exact_model_agrees(mlp, fmnist_test, attack):
     """With a search model that calls everything misclassified, the loops would stop at once if they trusted it:
     every row they return as fooled must be misclassified by the exact model, inside the ball."""
-    from generalist_bench.attacks import build_attack, compact
+    from generalist_bench.attacks import build_attack
+    from generalist_bench.evaluation.autoattack import compact
 
     runner = ModelRunner(mlp, search_model=_Liar(mlp))
     x, y = fmnist_test.x[:48], fmnist_test.y[:48]
@@ -282,7 +283,8 @@ def test_a_narrow_misclassification_the_search_misses_is_found_by_the_exact_chec
     """Points the exact model misclassifies by a margin the search model's error can hide: the search calls them
     correct, but near the boundary its "robust" verdict is checked in float32, so APGD settles them at the very
     iterate where the exact engine does (here its start)."""
-    from generalist_bench.attacks import build_attack, compact
+    from generalist_bench.attacks import build_attack
+    from generalist_bench.evaluation.autoattack import compact
 
     assert 0.05 < fastpath.NEAR_BOUNDARY
     runner = ModelRunner(mlp, search_model=_RunnerUpBoost(mlp))

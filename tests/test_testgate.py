@@ -36,3 +36,14 @@ def test_gate_waits_for_its_own_go_file(monkeypatch, tmp_path):
     (tmp_path / "p.2.go").touch()
     worker.join(30)
     assert passed == [1, 2]
+
+
+def test_an_unreleased_gate_ends_the_process_after_its_timeout(monkeypatch, tmp_path):
+    import pytest
+
+    monkeypatch.setenv(testgate.ENV, str(tmp_path))
+    monkeypatch.setenv(testgate.ENV + "_TIMEOUT", "0.2")
+    monkeypatch.setattr(testgate, "_reached", {})
+    monkeypatch.setattr(testgate, "_interrupted", [])
+    with pytest.raises(SystemExit, match="not released in time"):
+        testgate.gate("q")

@@ -49,12 +49,21 @@ def register_dataset(info: DatasetInfo) -> DatasetInfo:
 def get_dataset_info(name: str) -> DatasetInfo:
     key = str(getattr(name, "value", name)).lower().replace("-", "_")
     if key not in _DATASETS:
+        _load_plugins()
+    if key not in _DATASETS:
         raise UnknownNameError("dataset", str(name), _DATASETS)
     return _DATASETS[key]
 
 
 def list_datasets() -> list[str]:
+    _load_plugins()
     return sorted(_DATASETS)
+
+
+def _load_plugins() -> None:
+    from .. import plugins
+
+    plugins.load("datasets")  # installed packages' data sets (entry-point group generalist_bench.datasets)
 
 
 def cache_dir() -> Path:

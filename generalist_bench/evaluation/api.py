@@ -47,6 +47,8 @@ from .suites import resolve_plan
 NORMS = ("Linf", "L2")
 INDEX_RULES = ("first_n", "random")
 ENGINES = {
+    # recorded in every result as protocol.engine_description: kept word for word (the module is now
+    # evaluation.autoattack.compact) so that regenerated cards stay byte-identical
     "compact": "AutoAttack components run by attacks.compact: pyautoattack's per-point arithmetic, settled points "
                "leave the batch, all targets of a point in one batch (robust flags identical to pyautoattack); "
                "model calls in chunks of at most 128 rows, no-grad passes through prepacked oneDNN convolutions "
@@ -149,6 +151,29 @@ def shard_block(n: int, shard: Sequence[int] | None) -> slice:
     return slice(k * n // count, (k + 1) * n // count)
 
 
+def tensor_split(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device):
+    """Caller-given tensors as a ``DatasetSplit`` named ``tensors`` (split ``given``), identified by their sha256;
+    the class count is the model's output width."""
+    from ..attacks import model_mode
+    from ..data.registry import DatasetInfo
+    from ..data.splits import DatasetSplit
+
+    if not (torch.is_tensor(x) and torch.is_tensor(y)):
+        raise ConfigError("x and y must both be tensors (images N×C×H×W in [0, 1], labels N)")
+    if x.dim() != 4 or y.dim() != 1 or len(x) != len(y) or len(y) == 0:
+        raise ConfigError(f"x must be N×C×H×W and y of length N (N ≥ 1); got {tuple(x.shape)} and {tuple(y.shape)}")
+    if y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise ConfigError(f"y must hold integer class labels, got dtype {y.dtype}")
+    x, y = x.detach().to("cpu", torch.float32).contiguous(), y.detach().to("cpu", torch.int64).contiguous()
+    with torch.no_grad(), model_mode(model, False):
+        num_classes = int(model(x[:1].to(device)).shape[-1])
+    if int(y.min()) < 0 or int(y.max()) >= num_classes:
+        raise ConfigError(f"labels must be in [0, {num_classes}) for a model with {num_classes} outputs")
+    digest = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
+    info = DatasetInfo("tensors", num_classes, tuple(x.shape[1:]), (), (), float("nan"), loader=None)
+    return DatasetSplit("tensors", "given", x, y, torch.arange(len(y)), info, f"tensors sha256:{digest}")
+
+
 def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str = "Linf", eps: float | None = None,
              suite: str = "autoattack", n_examples: int | None = 1000, batch_size: int = 500, seed: int = 0,
              split: str = "test", data_dir: str | Path | None = None, attacks: str | Sequence[Any] | None = None,
@@ -156,7 +181,8 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
              device: str | torch.device = "cpu", *, attack_params: Mapping[str, Mapping[str, Any]] | None = None,
              index_rule: str = "first_n", sample_seed: int | None = None, check_eps0: bool = False,
              check_large_eps: bool = False, strict: bool = False, engine: str = "compact", workers: int = 1,
-             callback: Callable[[dict[str, Any]], None] | None = None) -> EvalResult:
+             callback: Callable[[dict[str, Any]], None] | None = None, x: torch.Tensor | None = None,
+             y: torch.Tensor | None = None) -> EvalResult:
     """Evaluate ``model`` (any ``nn.Module`` mapping [0,1] NCHW pixels to logits) under a suite of attacks.
 
     suite: ``autoattack`` (official standard AutoAttack, cumulative), ``paper`` or ``quick``; or ``attacks``: a
@@ -180,8 +206,13 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
         one-thread processes keep both cores busier than one two-thread process. ``state_path`` gets one state
         file per worker (``<state_path>.w<k>of<K>``), so an interrupted parallel run resumes.
     callback: called with a dict after every attacked batch (not with ``workers`` > 1).
+    x, y: evaluate on these tensors (pixels in [0, 1], NCHW; int64 labels) instead of a data set's split; ``eps``
+        is then required, the class count is the model's, and the protocol names the data by its sha256
+        (``dataset="tensors"``, ``split="given"``).
     """
     if int(workers) > 1:
+        if x is not None or y is not None:
+            raise ConfigError("workers > 1 needs a data set name; evaluate tensors x, y in one process")
         if shard is not None:
             raise ConfigError("workers > 1 shards the evaluation itself: do not pass shard as well")
         return _evaluate_parallel(int(workers), model, dict(
@@ -195,7 +226,14 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
 
     t_start = time.perf_counter()
     norm = normalize_norm(threat_model)
-    info = get_dataset_info(dataset)
+    if x is not None or y is not None:
+        if eps is None:
+            raise ConfigError("eps is required when evaluating tensors x, y")
+        data = tensor_split(model, x, y, torch.device(device))
+        info = data.info
+    else:
+        info = get_dataset_info(dataset)
+        data = None
     eps = resolve_eps(eps, norm, info.name)
     if int(batch_size) < 1:
         raise ConfigError(f"batch_size must be ≥ 1, got {batch_size}")
@@ -207,7 +245,8 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
     plan = resolve_plan(suite, attacks, norm=norm, eps=eps, num_classes=info.num_classes, attack_params=attack_params,
                         impl="pyautoattack" if engine == "pyautoattack" else "compact")
 
-    data = load_dataset(info.name, split, data_dir)
+    if data is None:
+        data = load_dataset(info.name, split, data_dir)
     s_seed = seed if sample_seed is None else int(sample_seed)
     sel = select_indices(len(data), n_examples, index_rule, s_seed)
     n_total = len(sel)
@@ -217,7 +256,7 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
     split_indices = data.indices[sel]  # indices into the split (seeds are drawn from these)
 
     protocol: dict[str, Any] = {
-        "suite": plan.suite, "mode": plan.mode, "dataset": info.name, "split": split, "data_source": data.source,
+        "suite": plan.suite, "mode": plan.mode, "dataset": info.name, "split": data.split, "data_source": data.source,
         "index_rule": index_rule, "sample_seed": s_seed if index_rule == "random" else None,
         "n_examples": n_total, "shard": None if shard is None else [int(v) for v in shard],
         "norm": norm, "eps": eps, "attacks": list(plan.protocol_attacks), "skipped_attacks": list(plan.skipped),

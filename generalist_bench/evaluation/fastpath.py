@@ -17,7 +17,7 @@ Two things cost time on a CPU beyond the arithmetic of an attack:
 
 The ``fast`` engine adds a **search model**: a channels_last copy run under bfloat16 autocast (where the CPU
 computes bfloat16 natively; float32 channels_last otherwise). The compacting APGD and FAB loops
-(``attacks.compact``) opt into it with ``search(model)`` for their iterations only, and every verdict they
+(``evaluation.autoattack.compact``) opt into it with ``search(model)`` for their iterations only, and every verdict they
 take from it that settles a point — "this point is misclassified" — is confirmed by the exact float32 model
 before it counts (``confirm_fooled``); a rejected candidate stays in the attack, and its row runs on the exact
 model from then on (``escalated``), as does a row whose search margin comes within ``NEAR_BOUNDARY`` of the

@@ -63,7 +63,14 @@ def _quick(norm: str) -> list[str]:
     return ["natural", "pgd-20"]
 
 
+def _load_plugins() -> None:
+    from .. import plugins
+
+    plugins.load("suites")  # installed packages' suites (entry-point group generalist_bench.suites)
+
+
 def list_suites() -> list[str]:
+    _load_plugins()
     return sorted(_SUITES)
 
 
@@ -132,6 +139,8 @@ def resolve_plan(suite: str | None, attacks: str | Sequence[Any] | None, *, norm
                 entries.append(name)
     else:
         suite_name = str(suite or "autoattack").lower()
+        if suite_name not in _SUITES:
+            _load_plugins()
         if suite_name not in _SUITES:
             raise UnknownNameError("suite", suite_name, _SUITES)
         info = _SUITES[suite_name]

@@ -19,12 +19,21 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
+def _load_plugins() -> None:
+    from .. import plugins
+
+    plugins.load("models")  # installed packages' architectures (entry-point group generalist_bench.models)
+
+
 def list_models() -> list[str]:
+    _load_plugins()
     return sorted(_MODELS)
 
 
 def create_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
     """Build architecture ``name``. Common kwargs: ``in_channels``, ``mean``, ``std`` (normalisation)."""
+    if name not in _MODELS:
+        _load_plugins()
     if name not in _MODELS:
         raise UnknownNameError("architecture", name, _MODELS)
     model = _MODELS[name](num_classes=num_classes, **kwargs)

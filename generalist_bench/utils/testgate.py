@@ -3,7 +3,10 @@
 With ``$GENERALIST_BENCH_TEST_GATE=DIR`` set, the n-th time a process reaches ``gate(point)`` it creates
 ``DIR/<point>.<n>.arrived`` and waits until ``DIR/<point>.<n>.go`` exists. A test can then interrupt or kill it
 there, or release it and strike a moment later (the process cannot get past the next gate meanwhile). Without
-the variable, ``gate`` returns at once. Points: ``eval-state-saved`` (after every evaluation state write) and
+the variable, ``gate`` returns at once. A gate not released within ``$GENERALIST_BENCH_TEST_GATE_TIMEOUT`` seconds
+(default 600) ends the process, so a crashed test leaves no process waiting forever.
+
+Points: ``eval-state-saved`` (after every evaluation state write) and
 ``train-checkpoint-saved`` (after every epoch's checkpoint).
 """
 
@@ -26,8 +29,11 @@ def gate(point: str) -> None:
     n = _reached[point] = _reached.get(point, 0) + 1
     Path(root, f"{point}.{n}.arrived").touch()
     go = Path(root, f"{point}.{n}.go")
+    deadline = time.monotonic() + float(os.environ.get(ENV + "_TIMEOUT", "600"))
     try:
         while not go.exists():
+            if time.monotonic() > deadline:  # the test that drove this process is gone: do not hang forever
+                raise SystemExit(f"test gate {point} #{n} was not released in time")
             time.sleep(0.01)
     except BaseException as e:
         _interrupted.append(e)

@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 from pyautoattack.fab_pt import FABAttack_PT
 
+from ...attacks.registry import register_attack
 from .apgd import IMPLS, check_impl
-from .registry import register_attack
 
 
 class FABT:

@@ -22,8 +22,8 @@ import torch
 import torch.nn as nn
 from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
 
-from .base import per_sample_rand
-from .registry import register_attack
+from ...attacks.base import per_sample_rand
+from ...attacks.registry import register_attack
 
 AA_LOGGER = "auto-attack"
 RANDOMNESS = ("official pyautoattack code; the random start (the only random numbers APGD draws) comes from a "
@@ -50,15 +50,18 @@ def apgd_start(attack: APGDAttack, x: torch.Tensor, indices, seed: int, tag: str
     return x + attack.eps * torch.ones_like(x).detach() * attack.normalize(t)
 
 
+# recorded in every result's protocol.attacks[].params.impl, which is part of a result's identity (committed
+# evaluation states resume only while it is unchanged): kept word for word, though compact.py moved under evaluation/
 IMPLS = {"pyautoattack": "pyautoattack.{}",
          "compact": "generalist_bench compacting loop over pyautoattack.{} (same per-point arithmetic without the "
                     "work that cannot change a flag; see generalist_bench.attacks.compact)"}
 
 
 def check_impl(impl: str) -> str:
-    """``pyautoattack``: upstream's loops as published; ``compact``: ``attacks.compact`` (identical robust flags)."""
+    """``pyautoattack``: upstream's loops as published; ``compact``: ``evaluation.autoattack.compact`` (identical
+    robust flags)."""
     if impl not in IMPLS:
-        from ..errors import UnknownNameError
+        from ...errors import UnknownNameError
 
         raise UnknownNameError("AutoAttack implementation", str(impl), IMPLS)
     return impl

@@ -24,9 +24,9 @@ import torch
 import torch.nn as nn
 from pyautoattack.square import SquareAttack
 
+from ...attacks.base import sample_seed
+from ...attacks.registry import register_attack
 from .apgd import IMPLS, check_impl, resolve_indices
-from .base import sample_seed
-from .registry import register_attack
 
 RANDOMNESS = ("official pyautoattack code; per-point draws from generators seeded by (seed, index, 'square'), "
               "draws shared by all points (square position/size/sign per query) from torch's generator re-seeded "
@@ -73,7 +73,7 @@ class SeededSquare(SquareAttack):
 
 
 class CompactSquare(SeededSquare):
-    """``SeededSquare`` whose Linf loop skips queries that propose the current best image (``attacks.compact``)."""
+    """``SeededSquare`` whose Linf loop skips queries that propose the current best image (``compact``)."""
 
     def attack_single_run(self, x, y):
         if self.norm != "Linf":

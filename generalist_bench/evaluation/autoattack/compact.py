@@ -48,7 +48,7 @@ from pyautoattack.checks import check_zero_gradients
 from pyautoattack.fab_projections import projection_l2, projection_linf
 from pyautoattack.other_utils import L2_norm
 
-from ..evaluation.fastpath import confirm_fooled, escalate, escalated, is_searching, near_boundary, search
+from ..fastpath import confirm_fooled, escalate, escalated, is_searching, near_boundary, search
 from .apgd import apgd_start, resolve_indices
 
 
