@@ -15,7 +15,7 @@ Importing the package has no side effects outside it (no import hooks, no patche
 
 from __future__ import annotations
 
-import importlib
+from .utils.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -38,9 +38,4 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["__version__"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'generalist_bench' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -75,3 +75,16 @@ def random_start(x: torch.Tensor, norm: str, eps: float, *, generator: torch.Gen
     else:
         raise ValueError(f"unknown norm {norm!r}")
     return (x + delta).clamp(0, 1)
+
+
+@torch.no_grad()
+def ascent_step(x: torch.Tensor, x_adv: torch.Tensor, grad: torch.Tensor, norm: str, eps: float,
+                step_size: float) -> torch.Tensor:
+    """One projected steepest-ascent step (PGD's): signed gradient for Linf, L2-normalised gradient for L2, then
+    back into the eps-ball around ``x`` and into [0, 1]."""
+    if norm == "Linf":
+        x_adv = x_adv + step_size * grad.sign()
+    else:
+        g = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
+        x_adv = x_adv + step_size * g
+    return (x + project(x_adv - x, norm, eps)).clamp(0, 1)

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import model_mode, project, random_start
+from .base import ascent_step, model_mode, random_start
 from .registry import attack_seed, register_attack
 
 RANDOMNESS = "uniform start in the eps-ball drawn per sample from a generator seeded by (attack seed, index)"
@@ -51,13 +51,7 @@ class CW:
                 with torch.enable_grad():
                     loss = cw_objective(model(x_adv), y, self.kappa).sum()
                     (grad,) = torch.autograd.grad(loss, x_adv)
-                with torch.no_grad():
-                    if self.norm == "Linf":
-                        x_adv = x_adv + self.step_size * grad.sign()
-                    else:
-                        g = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
-                        x_adv = x_adv + self.step_size * g
-                    x_adv = (x + project(x_adv - x, self.norm, self.eps)).clamp(0, 1)
+                x_adv = ascent_step(x, x_adv, grad, self.norm, self.eps, self.step_size)
         return x_adv.detach()
 
     def params(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .base import model_mode, project, random_start
+from .base import ascent_step, model_mode, random_start
 from .losses import attack_loss
 
 
@@ -54,11 +54,5 @@ class PGD:
                 with torch.enable_grad():
                     loss = attack_loss(self.loss, model(x_adv), y, clean_logits)
                     (grad,) = torch.autograd.grad(loss, x_adv)
-                with torch.no_grad():
-                    if self.norm == "Linf":
-                        x_adv = x_adv + self.step_size * grad.sign()
-                    else:
-                        g = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
-                        x_adv = x_adv + self.step_size * g
-                    x_adv = (x + project(x_adv - x, self.norm, self.eps)).clamp(0, 1)
+                x_adv = ascent_step(x, x_adv, grad, self.norm, self.eps, self.step_size)
         return x_adv.detach()

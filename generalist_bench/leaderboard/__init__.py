@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import importlib
+from ..utils.lazy import lazy_getattr
 
 _LAZY = {
     "render_leaderboard": "generalist_bench.leaderboard.render",
@@ -18,9 +18,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'generalist_bench.leaderboard' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

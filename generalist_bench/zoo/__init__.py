@@ -3,15 +3,16 @@
 - ``card``: ``ModelCard`` (typed dataclass ↔ JSON, RobustBench's model_info fields plus our provenance)
   and ``make_card`` (fills a card from a resolved config and evaluation results).
 - ``store``: ``save_to_zoo``, ``load_model``, ``list_zoo``, ``verify_zoo`` (sha256-checked, lock-protected).
-- ``robustbench_compat``: lets ``robustbench`` 1.1.1 import, load our CIFAR models and benchmark them.
+- ``robustbench_compat``: ``enable_robustbench_compat()`` lets ``robustbench`` 1.1.1 import, load our CIFAR models
+  and benchmark them (opt-in).
+- ``external``: submissions of models trained elsewhere.
 
-Names are imported lazily: ``import generalist_bench`` imports this package to install the (cheap)
-RobustBench import hooks, and must not pull in torch.
+Names are imported lazily, so that importing the package does not pull in torch.
 """
 
 from __future__ import annotations
 
-import importlib
+from ..utils.lazy import lazy_getattr
 
 _LAZY = {
     "ModelCard": "generalist_bench.zoo.card",
@@ -28,9 +29,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'generalist_bench.zoo' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

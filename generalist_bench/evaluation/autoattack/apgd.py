@@ -115,7 +115,22 @@ class SeededAPGDTargeted(_PerSampleStarts, APGDAttack_targeted):
     pass
 
 
-class APGD:
+class Component:
+    """An AutoAttack component: ``build`` makes the pyautoattack attack object (per-sample seeded starts)."""
+
+    name: str
+
+    def build(self, model: nn.Module, device, seed: int):
+        raise NotImplementedError
+
+    def prepare(self, model: nn.Module, x: torch.Tensor, indices, seed: int):
+        """The attack object for one batch: built for ``x``'s device, told the batch rows' split indices."""
+        atk = self.build(model, x.device, seed)
+        atk.row_indices = indices
+        return atk
+
+
+class APGD(Component):
     """APGD on CE or DLR, AutoAttack's standard settings (100 iterations, 1 restart, rho 0.75)."""
 
     def __init__(self, *, norm: str, eps: float, loss: str = "ce", n_iter: int = 100, n_restarts: int = 1,
@@ -134,8 +149,7 @@ class APGD:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, indices=None,
                  seed: int = 0) -> torch.Tensor:
-        atk = self.build(model, x.device, seed)
-        atk.row_indices = indices
+        atk = self.prepare(model, x, indices, seed)
         with torch.no_grad():  # as AutoAttack.run_standard_evaluation calls it (gradients: enable_grad inside)
             if self.impl == "compact":
                 from .compact import apgd_perturb
@@ -150,15 +164,14 @@ class APGD:
                 "randomness": RANDOMNESS}
 
 
-class APGDT:
+class APGDT(APGD):
     """APGD on the targeted DLR loss, AutoAttack's standard settings (9 target classes, 100 iterations)."""
 
     def __init__(self, *, norm: str, eps: float, num_classes: int = 10, n_target_classes: int | None = None,
                  n_iter: int = 100, n_restarts: int = 1, rho: float = 0.75, eot_iter: int = 1, impl: str = "compact"):
+        super().__init__(norm=norm, eps=eps, loss="dlr-targeted", n_iter=n_iter, n_restarts=n_restarts, rho=rho,
+                         eot_iter=eot_iter, impl=impl)
         self.name = "apgd-t"
-        self.impl = check_impl(impl)
-        self.norm, self.eps, self.n_iter, self.n_restarts, self.rho, self.eot_iter = (norm, eps, n_iter, n_restarts,
-                                                                                      rho, eot_iter)
         self.n_target_classes = min(9, num_classes - 1) if n_target_classes is None else n_target_classes
 
     def build(self, model: nn.Module, device, seed: int) -> SeededAPGDTargeted:
@@ -168,17 +181,6 @@ class APGDT:
                                  logger=logging.getLogger(AA_LOGGER))
         atk.ps_seed, atk.ps_tag = seed, self.name
         return atk
-
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, indices=None,
-                 seed: int = 0) -> torch.Tensor:
-        atk = self.build(model, x.device, seed)
-        atk.row_indices = indices
-        with torch.no_grad():  # as AutoAttack.run_standard_evaluation calls it (gradients: enable_grad inside)
-            if self.impl == "compact":
-                from .compact import apgd_perturb
-
-                return apgd_perturb(atk, x, y, indices, seed, self.name).detach()
-            return atk.perturb(x, y).detach()
 
     def params(self) -> dict[str, Any]:
         return {"impl": IMPLS[self.impl].format("APGDAttack_targeted"), "norm": self.norm, "eps": self.eps,

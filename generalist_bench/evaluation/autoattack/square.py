@@ -26,7 +26,7 @@ from pyautoattack.square import SquareAttack
 
 from ...attacks.base import sample_seed
 from ...attacks.registry import register_attack
-from .apgd import IMPLS, check_impl, resolve_indices
+from .apgd import IMPLS, Component, check_impl, resolve_indices
 
 RANDOMNESS = ("official pyautoattack code; per-point draws from generators seeded by (seed, index, 'square'), "
               "draws shared by all points (square position/size/sign per query) from torch's generator re-seeded "
@@ -83,7 +83,7 @@ class CompactSquare(SeededSquare):
         return square_linf_run(self, x, y)
 
 
-class Square:
+class Square(Component):
     def __init__(self, *, norm: str, eps: float, n_queries: int = 5000, p_init: float = 0.8, impl: str = "compact"):
         self.name, self.norm, self.eps, self.n_queries, self.p_init = "square", norm, eps, n_queries, p_init
         self.impl = check_impl(impl)
@@ -98,8 +98,7 @@ class Square:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, indices=None,
                  seed: int = 0) -> torch.Tensor:
-        atk = self.build(model, x.device, seed)
-        atk.row_indices = indices
+        atk = self.prepare(model, x, indices, seed)
         with torch.no_grad():  # as AutoAttack.run_standard_evaluation calls it
             return atk.perturb(x, y).detach()
 
