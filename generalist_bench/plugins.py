@@ -26,7 +26,6 @@ BUILTIN: dict[str, tuple[str, ...]] = {
     "datasets": ("generalist_bench.data",),
     "suites": ("generalist_bench.evaluation.suites",),
 }
-_loaded: set[str] = set()
 _broken: dict[str, dict[str, str]] = {k: {} for k in KINDS}
 _plugins: dict[str, dict[str, str]] = {k: {} for k in KINDS}
 _added: dict[str, dict[str, list[str]]] = {k: {} for k in KINDS}  # plugin → the names it registered
@@ -45,17 +44,38 @@ def registered(kind: str) -> list[str]:
     return sorted(reg)
 
 
+def same_origin(a: object, b: object) -> bool:
+    """Whether two registered objects are the same definition: a module imported again re-registers its names,
+    which replaces the entries; another definition under a taken name stays an error."""
+    return (getattr(a, "__module__", None), getattr(a, "__qualname__", None)) == \
+        (getattr(b, "__module__", None), getattr(b, "__qualname__", None))
+
+
 def group(kind: str) -> str:
     return f"generalist_bench.{kind}"
 
 
+def ensure(kind: str) -> None:
+    """Fill the registry of ``kind`` (each registry calls ``load`` once in its module's lifetime, and keeps that
+    flag itself, so that a re-imported registry is filled again)."""
+    if kind == "attacks":
+        from .attacks.registry import _ensure_registered as fill
+    elif kind == "models":
+        from .models.registry import _load_plugins as fill
+    elif kind == "datasets":
+        from .data.registry import _load_plugins as fill
+    elif kind == "suites":
+        from .evaluation.suites import _load_plugins as fill
+    else:
+        raise ValueError(f"unknown registry kind {kind!r}; kinds: {', '.join(KINDS)}")
+    fill()
+
+
 def load(kind: str) -> None:
-    """Import the providers of ``kind`` once per process (idempotent; safe to call from a provider's import)."""
-    if kind in _loaded:
-        return
+    """Import the providers of ``kind``: the built-in modules, then every installed entry point of its group.
+    Called by the registry of ``kind`` on its first use; use ``ensure`` elsewhere."""
     if kind not in KINDS:
         raise ValueError(f"unknown registry kind {kind!r}; kinds: {', '.join(KINDS)}")
-    _loaded.add(kind)
     for module in BUILTIN[kind]:
         importlib.import_module(module)
     for ep in entry_points(group=group(kind)):
@@ -76,19 +96,18 @@ def load(kind: str) -> None:
 
 def plugins(kind: str) -> dict[str, str]:
     """The plugins of ``kind`` that loaded: entry-point name → ``module (from distribution)``."""
-    load(kind)
+    ensure(kind)
     return dict(_plugins[kind])
 
 
 def broken(kind: str) -> dict[str, str]:
     """The plugins of ``kind`` that failed to load: entry-point name → the error."""
-    load(kind)
+    ensure(kind)
     return dict(_broken[kind])
 
 
 def reset() -> None:
-    """Forget what was loaded (tests that install a plugin during the session); registrations stay."""
-    _loaded.clear()
+    """Forget the plugin bookkeeping (registrations stay in their registries)."""
     for d in (*_broken.values(), *_plugins.values(), *_added.values()):
         d.clear()
 
@@ -105,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         if kind not in KINDS:
             raise UnknownNameError("registry kind", kind, KINDS)
     for kind in args.kinds or KINDS:
-        load(kind)
+        ensure(kind)
         from_plugin = {n: ep for ep, names in _added[kind].items() for n in names}
         print(f"{kind}:")
         for name in registered(kind):

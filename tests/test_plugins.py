@@ -131,7 +131,7 @@ def test_cli_lists_plugins_and_reports_the_broken_one_by_name(site):
 
 
 def test_plugin_attack_runs_in_a_suite_with_per_sample_seeding_and_worst_case(site, tmp_path):
-    code = f"""
+    code = """
         import json, torch
         import generalist_bench as gb
         from generalist_bench.models import model_for_dataset
@@ -143,13 +143,13 @@ def test_plugin_attack_runs_in_a_suite_with_per_sample_seeding_and_worst_case(si
             loss = torch.nn.functional.cross_entropy(model(x[i:i + 100]), y[i:i + 100])
             opt.zero_grad(); loss.backward(); opt.step()
         model.eval()
-        out = {{}}
+        out = {}
         for bs in (7, 40):
             r = gb.evaluate(model, dataset="fashion_mnist", eps=0.1, suite="demo-adaptive", n_examples=40,
                             batch_size=bs, progress=False)
-            out[bs] = {{"per_attack": r.per_attack, "robust": r.robust_acc, "clean": r.clean_acc,
+            out[bs] = {"per_attack": r.per_attack, "robust": r.robust_acc, "clean": r.clean_acc,
                        "flags": r.samples["attacks"], "robust_flags": r.samples["robust"],
-                       "attacks": [a["name"] for a in r.protocol["attacks"]]}}
+                       "attacks": [a["name"] for a in r.protocol["attacks"]]}
         print(json.dumps(out))
     """
     r = _run(site, code=code)
@@ -183,3 +183,26 @@ def test_a_broken_plugin_does_not_break_the_built_ins(site):
     """
     r = _run(site, code=code)
     assert r.returncode == 0 and "OK" in r.stdout, r.stderr[-3000:]
+
+
+def test_a_module_imported_again_re_registers_but_a_second_definition_is_refused():
+    from generalist_bench.attacks.registry import _ATTACKS, register_attack
+
+    def make():
+        def builder(*, norm, eps, num_classes):
+            return None
+        return builder
+
+    first, again = make(), make()  # the same definition (module and qualified name), as after a re-import
+    try:
+        register_attack("origin-test", norms=("Linf",), source="t", description="", randomness="")(first)
+        register_attack("origin-test", norms=("Linf",), source="t", description="", randomness="")(again)
+        assert _ATTACKS["origin-test"].builder is again
+
+        def builder(*, norm, eps, num_classes):  # another definition under the taken name
+            return None
+
+        with pytest.raises(ValueError, match="already registered"):
+            register_attack("origin-test", norms=("Linf",), source="t", description="", randomness="")(builder)
+    finally:
+        _ATTACKS.pop("origin-test", None)

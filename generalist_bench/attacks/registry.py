@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError, UnknownNameError
+from ..plugins import same_origin
 from .base import sample_seed
 
 
@@ -52,7 +53,7 @@ def register_attack(name: str, *, norms: tuple[str, ...], source: str, descripti
     """Decorator for a builder ``fn(*, norm, eps, num_classes, **params) -> attack``."""
 
     def deco(fn):
-        if name in _ATTACKS:
+        if name in _ATTACKS and not same_origin(_ATTACKS[name].builder, fn):
             raise ValueError(f"attack {name!r} is already registered")
         _ATTACKS[name] = AttackInfo(name, fn, norms, source, description, randomness)
         for a in aliases:
@@ -62,7 +63,13 @@ def register_attack(name: str, *, norms: tuple[str, ...], source: str, descripti
     return deco
 
 
+_filled: list[bool] = []  # whether the providers were imported into this registry (lives and dies with it)
+
+
 def _ensure_registered() -> None:
+    if _filled:
+        return
+    _filled.append(True)
     from .. import plugins
 
     plugins.load("attacks")  # the built-in attack modules (AutoAttack's under evaluation/), then installed plugins

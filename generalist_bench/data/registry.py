@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UnknownNameError
+from ..plugins import same_origin
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ _DATASETS: dict[str, DatasetInfo] = {}
 
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
-    if info.name in _DATASETS:
+    if info.name in _DATASETS and not same_origin(_DATASETS[info.name].loader, info.loader):
         raise ValueError(f"dataset {info.name!r} is already registered")
     _DATASETS[info.name] = info
     return info
@@ -60,7 +61,13 @@ def list_datasets() -> list[str]:
     return sorted(_DATASETS)
 
 
+_filled: list[bool] = []  # whether plugins were loaded into this registry (lives and dies with it)
+
+
 def _load_plugins() -> None:
+    if _filled:
+        return
+    _filled.append(True)
     from .. import plugins
 
     plugins.load("datasets")  # installed packages' data sets (entry-point group generalist_bench.datasets)

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..attacks.registry import build_attack, get_attack_info, list_attacks, normalize_name
 from ..errors import ConfigError, UnknownNameError
+from ..plugins import same_origin
 from .result import AA_COMPONENTS
 
 PSEUDO = ("natural", "autoattack")
@@ -38,7 +39,7 @@ _SUITES: dict[str, SuiteInfo] = {}
 
 def register_suite(name: str, mode: str, description: str):
     def deco(fn: Callable[[str], list[str]]):
-        if name in _SUITES:
+        if name in _SUITES and not same_origin(_SUITES[name].attacks, fn):
             raise ValueError(f"suite {name!r} is already registered")
         _SUITES[name] = SuiteInfo(name, mode, fn, description)
         return fn
@@ -63,7 +64,13 @@ def _quick(norm: str) -> list[str]:
     return ["natural", "pgd-20"]
 
 
+_filled: list[bool] = []  # whether plugins were loaded into this registry (lives and dies with it)
+
+
 def _load_plugins() -> None:
+    if _filled:
+        return
+    _filled.append(True)
     from .. import plugins
 
     plugins.load("suites")  # installed packages' suites (entry-point group generalist_bench.suites)

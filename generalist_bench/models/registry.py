@@ -7,19 +7,26 @@ from collections.abc import Callable
 import torch.nn as nn
 
 from ..errors import UnknownNameError
+from ..plugins import same_origin
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     name = fn.__name__
-    if name in _MODELS:
+    if name in _MODELS and not same_origin(_MODELS[name], fn):
         raise ValueError(f"model {name!r} is already registered")
     _MODELS[name] = fn
     return fn
 
 
+_filled: list[bool] = []  # whether plugins were loaded into this registry (lives and dies with it)
+
+
 def _load_plugins() -> None:
+    if _filled:
+        return
+    _filled.append(True)
     from .. import plugins
 
     plugins.load("models")  # installed packages' architectures (entry-point group generalist_bench.models)
