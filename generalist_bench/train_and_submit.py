@@ -88,6 +88,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--leaderboard-dir", default="leaderboard", help="leaderboard directory (default leaderboard)")
     p.add_argument("--runs-dir", default="runs", help="training runs and evaluation states (default runs)")
     p.add_argument("--no-progress", action="store_true")
+    ext = p.add_argument_group("external submission (a model trained elsewhere; evaluated and published, not trained)")
+    ext.add_argument("--checkpoint", default=None, help="state-dict checkpoint of the submitted model")
+    ext.add_argument("--arch", default=None, help="its architecture (a registered model name)")
+    ext.add_argument("--name", default=None, help="zoo name of the entry (must not exist)")
+    ext.add_argument("--dataset", default="fashion_mnist", help="data set (default fashion_mnist)")
+    ext.add_argument("--threat-model", default="Linf", help="Linf (default) or L2")
+    ext.add_argument("--eps", type=float, default=None, help="eps (default: the data set's Linf default)")
+    ext.add_argument("--title", default=None, help="title of the work")
+    ext.add_argument("--link", default="", help="paper link")
+    ext.add_argument("--authors", default="")
+    ext.add_argument("--venue", default="")
 
 
 def _evaluate(model, cfg: Config, suite: str, n: int | None, out_dir: Path, profile: Profile, progress: bool):
@@ -157,6 +168,8 @@ def _submit_locked(cfg: Config, out_dir: Path, profile: Profile, args: argparse.
 def run(args: argparse.Namespace) -> int:
     from .leaderboard.render import render_leaderboard
 
+    if args.checkpoint is not None or args.arch is not None or args.name is not None:
+        return _run_external(args)
     trainers = [t.strip() for t in args.trainers.split(",") if t.strip()]
     for t in trainers:
         if t not in ALL_TRAINERS:
@@ -177,6 +190,24 @@ def run(args: argparse.Namespace) -> int:
 
     atomic_write_json(Path(args.runs_dir) / profile.name / "last_submission.json", {"profile": profile.name,
                                                                                    "command": command, "rows": rows})
+    return 0
+
+
+def _run_external(args: argparse.Namespace) -> int:
+    from .zoo.external import Submission, submit
+
+    missing = [f"--{k}" for k in ("checkpoint", "arch", "name") if getattr(args, k) is None]
+    if missing:
+        raise ConfigError(f"an external submission needs --checkpoint, --arch and --name (missing: "
+                          f"{', '.join(missing)})")
+    sub = Submission(checkpoint=Path(args.checkpoint), arch=args.arch, name=args.name, dataset=args.dataset,
+                     threat_model=args.threat_model, eps=args.eps,
+                     n_examples=args.n_examples if args.n_examples is not None else FULL.aa_n_examples,
+                     title=args.title, link=args.link, authors=args.authors, venue=args.venue)
+    command = shlex.join(["generalist-bench", "submit", *args._argv])
+    card = submit(sub, model_dir=args.model_dir, leaderboard_dir=args.leaderboard_dir, runs_dir=args.runs_dir,
+                  progress=not args.no_progress, command=command)
+    print(f"submitted {args.name}: card {card}; leaderboard regenerated in {args.leaderboard_dir}")
     return 0
 
 

@@ -48,7 +48,8 @@ ARCH_TITLES = {
 }
 DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion_mnist": "Fashion-MNIST", "mnist": "MNIST",
                   "svhn": "SVHN"}
-TRAINER_TITLES = {"generalist": "Generalist", "pgd_at": "PGD-AT", "trades": "TRADES", "standard": "Standard"}
+TRAINER_TITLES = {"generalist": "Generalist", "pgd_at": "PGD-AT", "trades": "TRADES", "standard": "Standard",
+                  "submitted": "Submitted (trained elsewhere)"}
 
 
 class ModelCardError(CheckpointError, ConfigError):
