@@ -131,17 +131,52 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--resume needs --out or --state (where the interrupted run saved its state)")
         if state is not None and state.exists() and not args.resume:
             state.unlink()  # a fresh run
+        from ..trainers.distributed import init_distributed
+
+        dist_info = init_distributed()  # torchrun: one per-sample shard per rank, rank 0 merges and writes
+        shard, device, progress = args.shard, args.device, not args.no_progress
+        if dist_info.enabled:
+            if args.shard is not None or args.workers > 1:
+                raise ConfigError("under torchrun every rank evaluates one shard: do not pass --shard or --workers")
+            shard = (dist_info.rank, dist_info.world_size)
+            if state is not None:
+                state = state.with_name(f"{state.name}.rank{dist_info.rank}of{dist_info.world_size}")
+            if str(device).startswith("cuda"):
+                device = f"cuda:{dist_info.local_rank}"
+            progress = progress and dist_info.is_primary
         model = load_model_from_args(args)
         suite = args.suite or "autoattack"
         result = evaluate(model, dataset=args.dataset, threat_model=args.threat_model, eps=args.eps, suite=suite,
                           n_examples=args.n_examples, batch_size=args.batch_size, seed=args.seed, split=args.split,
-                          data_dir=args.data_dir, attacks=args.attacks, state_path=state, shard=args.shard,
-                          progress=not args.no_progress, device=args.device, index_rule=args.index_rule,
+                          data_dir=args.data_dir, attacks=args.attacks, state_path=state, shard=shard,
+                          progress=progress, device=device, index_rule=args.index_rule,
                           sample_seed=args.sample_seed, check_eps0=args.check_eps0,
                           check_large_eps=args.check_large_eps, strict=args.strict, engine=args.engine,
                           workers=args.workers)
+        if dist_info.enabled:
+            result = gather_shards(result, dist_info, strict=args.strict)
+            if result is None:  # not rank 0: rank 0 prints and writes
+                return 0
     print(_summary(result))
     if args.out:
         atomic_write_text(args.out, result.to_json() + "\n")
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def gather_shards(result, dist_info, *, strict: bool = False):
+    """Every rank's shard result → rank 0, merged (exact: every point's random numbers come from its index);
+    other ranks get None. Ends the process group."""
+    import torch.distributed as dist
+
+    from .result import EvalResult, merge_results
+
+    parts: list = [None] * dist_info.world_size if dist_info.is_primary else None
+    dist.gather_object(result.to_dict(), parts, dst=0)
+    merged = None
+    if dist_info.is_primary:
+        merged = merge_results([EvalResult.from_dict(p) for p in parts], strict=strict)
+        merged.protocol["distributed"] = {"world_size": dist_info.world_size, "backend": dist_info.backend}
+    dist.barrier()
+    dist.destroy_process_group()
+    return merged
