@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -94,44 +93,28 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike, timeout: float | None = None) -> Iterator[None]:
-    """An exclusive advisory lock (``flock``) on ``path``; concurrent writers of one zoo take turns."""
-    import time
+def file_lock(path: str | os.PathLike, timeout: float | None = None, busy_message: str | None = None
+              ) -> Iterator[None]:
+    """An exclusive lock on ``path`` (``filelock``; on Linux an ``flock``, which the kernel drops when its holder
+    dies, even by SIGKILL). ``timeout``: seconds to wait (None: as long as it takes; 0: not at all); when it runs
+    out, ``GeneralistBenchError(busy_message)`` (default: "timed out waiting for lock PATH")."""
+    from filelock import FileLock, Timeout
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        start = time.monotonic()
-        while True:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | (fcntl.LOCK_NB if timeout is not None else 0))
-                break
-            except BlockingIOError:
-                if timeout is not None and time.monotonic() - start > timeout:
-                    raise GeneralistBenchError(f"timed out waiting for lock {path}") from None
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def exclusive_or_fail(path: str | os.PathLike, busy_message: str) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` or raise ``GeneralistBenchError(busy_message)`` at once if another
-    process holds it (the kernel drops the lock when its holder dies, even by SIGKILL)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(path, "a+")
+        lock = FileLock(str(path), timeout=-1 if timeout is None else timeout)
+        lock.acquire()
+    except Timeout:
+        raise GeneralistBenchError(busy_message or f"timed out waiting for lock {path}") from None
     except OSError as e:
         raise GeneralistBenchError(f"cannot write {path}: {e.strerror or e}") from None
-    with f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise GeneralistBenchError(busy_message) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def exclusive_or_fail(path: str | os.PathLike, busy_message: str):
+    """``file_lock`` that does not wait: ``GeneralistBenchError(busy_message)`` at once if another process holds it."""
+    return file_lock(path, timeout=0, busy_message=busy_message)
