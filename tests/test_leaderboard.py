@@ -218,10 +218,20 @@ def test_committed_leaderboard_is_up_to_date():
     rows = rows_from_zoo(REPO / "model_zoo", out) + rows_from_literature(load_literature())
     tables = group_rows(rows)
     assert tables, "no rows at all"
+    from generalist_bench.leaderboard import seeds
+    from generalist_bench.leaderboard.render import TRAINER_TITLES, _cards_by_table, _dict_csv
+
+    cards = _cards_by_table(REPO / "model_zoo", True)
     for key, trows in tables.items():
         slug = table_slug(key)
-        assert (out / f"{slug}.md").read_text() == to_markdown(key, trows, slug), f"regenerate {slug}.md"
+        stats, pairs = seeds.method_stats(cards.get(key, [])), seeds.paired(cards.get(key, []))
+        lines = seeds.markdown(stats, pairs, TRAINER_TITLES)
+        assert (out / f"{slug}.md").read_text() == to_markdown(key, trows, slug, lines), f"regenerate {slug}.md"
         assert (out / f"{slug}.csv").read_text() == to_csv(trows), f"regenerate {slug}.csv"
+        if stats:
+            ms, ps = seeds.csv_rows(stats, pairs)
+            assert (out / f"{slug}_methods.csv").read_text() == _dict_csv(ms), f"regenerate {slug}_methods.csv"
+            assert not ps or (out / f"{slug}_paired.csv").read_text() == _dict_csv(ps)
         assert (out / f"{slug}.png").read_bytes().startswith(PNG_MAGIC)
 
 
@@ -258,3 +268,35 @@ def test_a_result_of_the_inexact_engine_says_so_in_its_protocol_footnote():
     card.evaluations["autoattack"]["protocol"].update({"engine": "fast", "exact": False, "search_dtype": "bfloat16"})
     assert "engine 'fast' (not exact: bfloat16 search, every fooled verdict confirmed in float32)" in \
         _protocol_text(card)
+
+
+def test_methods_over_seeds_and_paired_mcnemar():
+    """Means ± std over seeds; per-seed and pooled exact McNemar counts and p-values on the per-point flags;
+    different points are not compared."""
+    from types import SimpleNamespace
+
+    from generalist_bench.leaderboard import seeds
+
+    def card(trainer, seed, clean, robust, indices="[[0, 10]]"):
+        ev = {"protocol": {"eps": 0.1, "norm": "Linf", "attacks": ["aa"], "seed": 0, "split": "test",
+                           "dataset": "fashion_mnist"}, "n_examples": len(clean),
+              "samples": {"indices": indices, "clean": clean, "robust": robust}}
+        return SimpleNamespace(trainer=trainer, seed=seed, quick=False, primary_evaluation=ev, n_examples=len(clean),
+                               clean_acc=100 * clean.count("1") / len(clean),
+                               autoattack_acc=100 * robust.count("1") / len(robust))
+
+    cards = [card("generalist", 0, "1111111110", "1111100000"), card("generalist", 1, "1111111111", "1111110000"),
+             card("pgd_at", 0, "1111100000", "1110000000"), card("pgd_at", 1, "1111111100", "1111100000"),
+             card("trades", 0, "1111111111", "1111111111", indices="[[5, 15]]")]
+    stats = {m.trainer: m for m in seeds.method_stats(cards)}
+    assert stats["generalist"].clean_mean_std == pytest.approx((95.0, 7.0710678))
+    assert stats["pgd_at"].robust_mean_std == pytest.approx((40.0, 14.142136))
+    assert stats["trades"].robust_mean_std == (100.0, None)
+    pairs = {(q.b, q.seed, q.what): q for q in seeds.paired(cards)}
+    q = pairs[("pgd_at", 0, "clean")]
+    assert (q.a_only, q.b_only) == (4, 0) and q.p_value == pytest.approx(0.125)  # 2 · 0.5^4
+    pooled = pairs[("pgd_at", None, "robust")]
+    assert (pooled.a_only, pooled.b_only, pooled.seeds) == (3, 0, (0, 1)) and pooled.p_value == pytest.approx(0.25)
+    assert pairs[("trades", 0, "clean")].note == "different points" and pairs[("trades", 0, "clean")].p_value is None
+    md = "\n".join(seeds.markdown(seeds.method_stats(cards), seeds.paired(cards), {}))
+    assert "| generalist | 2 | 95.00 ± 7.07 |" in md and "not comparable: different points" in md

@@ -23,6 +23,6 @@ def run(args: argparse.Namespace) -> int:
     literature = None if args.no_literature else (args.literature or LITERATURE_PATH)
     files = render_leaderboard(args.model_dir, args.out, literature=literature, strict=not args.skip_bad_cards,
                                png=not args.no_png)
-    tables = sorted({f.stem for f in files if f.suffix == ".csv"})
+    tables = sorted({f.stem for f in files if f.suffix == ".md" and f.name != "README.md"})
     print(f"wrote {len(files)} files to {args.out}/ ({len(tables)} table(s): {', '.join(tables) or 'none'})")
     return 0

@@ -1,0 +1,186 @@
+"""Methods over seeds, and paired tests between methods on the same test points.
+
+- ``method_stats``: per trainer, the full (not quick, not submitted) entries of one table, their seeds, and the
+  mean ± sample standard deviation over seeds of the headline clean and AutoAttack accuracies.
+- ``paired``: Generalist against each baseline, per seed (the same seed on both sides) and pooled over the seeds
+  both have, on the per-point clean flags and on the per-point robust flags of the primary evaluation: the counts
+  of points where only one side is correct, and the exact (binomial) two-sided McNemar p-value. Pooling adds the
+  discordant counts of the seed pairs (the pairs of points are treated as independent).
+
+A pair is compared only if both evaluations used the same points (indices), eps, norm, attacks and seed;
+otherwise it is listed as not comparable, with the reason.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+REFERENCE = "generalist"
+BASELINES = ("pgd_at", "trades", "standard")
+SAME = ("eps", "norm", "attacks", "seed", "split", "dataset")
+
+
+@dataclass(frozen=True)
+class MethodStats:
+    trainer: str
+    seeds: tuple[int, ...]
+    clean: tuple[float, ...]
+    robust: tuple[float, ...]
+    n_examples: int | None
+
+    @staticmethod
+    def _ms(values: Sequence[float]) -> tuple[float, float | None]:
+        return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+    @property
+    def clean_mean_std(self) -> tuple[float, float | None]:
+        return self._ms(self.clean)
+
+    @property
+    def robust_mean_std(self) -> tuple[float, float | None]:
+        return self._ms(self.robust)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """One comparison of ``a`` (Generalist) with ``b`` on one quantity (clean or robust)."""
+
+    a: str
+    b: str
+    seed: int | None          # None: pooled over the seeds both have
+    what: str                 # clean | robust
+    n: int                    # points per seed
+    a_only: int               # points a gets right and b wrong
+    b_only: int
+    seeds: tuple[int, ...] = ()
+    note: str = ""            # why not comparable (then counts are 0)
+
+    @property
+    def p_value(self) -> float | None:
+        if self.note:
+            return None
+        from scipy.stats import binomtest
+
+        k = self.a_only + self.b_only
+        return 1.0 if k == 0 else float(binomtest(self.a_only, k, 0.5).pvalue)
+
+
+def _full(cards: Iterable[Any]) -> list[Any]:
+    return [c for c in cards if not c.quick and c.trainer != "submitted" and c.primary_evaluation is not None]
+
+
+def method_stats(cards: Iterable[Any]) -> list[MethodStats]:
+    by: dict[str, list[Any]] = {}
+    for c in _full(cards):
+        by.setdefault(c.trainer, []).append(c)
+    out = []
+    for trainer, cs in by.items():
+        cs = sorted(cs, key=lambda c: c.seed)
+        ns = {c.n_examples for c in cs}
+        out.append(MethodStats(trainer, tuple(c.seed for c in cs), tuple(float(c.clean_acc) for c in cs),
+                               tuple(float(c.autoattack_acc) for c in cs), ns.pop() if len(ns) == 1 else None))
+    order = {t: i for i, t in enumerate((REFERENCE, *BASELINES))}
+    return sorted(out, key=lambda m: (order.get(m.trainer, 99), m.trainer))
+
+
+def _flags(ev: Mapping[str, Any], what: str) -> str:
+    text = ev["samples"][what]
+    return "".join("1" if ch == "1" else "0" for ch in text)
+
+
+def _why_not(ea: Mapping[str, Any], eb: Mapping[str, Any]) -> str:
+    if not all(k in e.get("samples", {}) for e in (ea, eb) for k in ("indices", "clean", "robust")):
+        return "no per-point flags recorded"
+    pa, pb = ea["protocol"], eb["protocol"]
+    diff = [k for k in SAME if pa.get(k) != pb.get(k)]
+    if ea["samples"]["indices"] != eb["samples"]["indices"]:
+        diff.append("points")
+    return f"different {', '.join(diff)}" if diff else ""
+
+
+def paired(cards: Iterable[Any], reference: str = REFERENCE, baselines: Sequence[str] = BASELINES) -> list[Paired]:
+    full = _full(cards)
+    by = {(c.trainer, c.seed): c for c in full}
+    out: list[Paired] = []
+    for b in baselines:
+        seeds = sorted(s for (t, s) in by if t == reference and (b, s) in by)
+        pooled = {"clean": [0, 0], "robust": [0, 0]}
+        used: list[int] = []
+        n = 0
+        for s in seeds:
+            ea, eb = by[(reference, s)].primary_evaluation, by[(b, s)].primary_evaluation
+            why = _why_not(ea, eb)
+            for what in ("clean", "robust"):
+                if why:
+                    out.append(Paired(reference, b, s, what, ea["n_examples"], 0, 0, note=why))
+                    continue
+                fa, fb = _flags(ea, what), _flags(eb, what)
+                a_only = sum(x == "1" and y == "0" for x, y in zip(fa, fb, strict=True))
+                b_only = sum(x == "0" and y == "1" for x, y in zip(fa, fb, strict=True))
+                out.append(Paired(reference, b, s, what, len(fa), a_only, b_only))
+                pooled[what][0] += a_only
+                pooled[what][1] += b_only
+                n = len(fa)
+            if not why:
+                used.append(s)
+        if len(used) > 1:
+            for what in ("clean", "robust"):
+                out.append(Paired(reference, b, None, what, n, *pooled[what], seeds=tuple(used)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ text
+def _pm(ms: tuple[float, float | None]) -> str:
+    mean, sd = ms
+    return f"{mean:.2f} ± {sd:.2f}" if sd is not None else f"{mean:.2f} (one seed)"
+
+
+def _p(p: float | None) -> str:
+    return "–" if p is None else f"{p:.3g}"
+
+
+def markdown(stats: Sequence[MethodStats], pairs: Sequence[Paired], titles: Mapping[str, str]) -> list[str]:
+    if not stats:
+        return []
+    lines = ["## Methods over seeds", "",
+             "Full entries only (quick and submitted entries are not pooled). Mean ± sample standard deviation over "
+             "seeds of the headline accuracies (AutoAttack's points).", "",
+             "| Trainer | Seeds | Clean % (mean ± std) | AA % (mean ± std) | n per seed | per seed (clean / AA) |",
+             "|---|---|---|---|---:|---|"]
+    for m in stats:
+        per = ", ".join(f"seed {s}: {c:.1f} / {r:.1f}" for s, c, r in zip(m.seeds, m.clean, m.robust, strict=True))
+        lines.append(f"| {titles.get(m.trainer, m.trainer)} | {len(m.seeds)} | {_pm(m.clean_mean_std)} | "
+                     f"{_pm(m.robust_mean_std)} | {m.n_examples or 'varies'} | {per} |")
+    if pairs:
+        lines += ["", "## Paired comparisons on the same points (exact McNemar)", "",
+                  "Generalist (A) against each baseline (B), same seed on both sides, on the per-point flags of the "
+                  "headline evaluation: the points only A gets right, only B gets right, and the exact two-sided "
+                  "McNemar p-value. 'pooled' adds the seed pairs' discordant counts.", "",
+                  "| A vs B | seed | quantity | n | only A | only B | p (exact McNemar) |",
+                  "|---|---|---|---:|---:|---:|---:|"]
+        for q in pairs:
+            seed = "pooled " + ",".join(map(str, q.seeds)) if q.seed is None else str(q.seed)
+            vs = f"{titles.get(q.a, q.a)} vs {titles.get(q.b, q.b)}"
+            if q.note:
+                lines.append(f"| {vs} | {seed} | {q.what} | {q.n} | – | – | not comparable: {q.note} |")
+            else:
+                lines.append(f"| {vs} | {seed} | {q.what} | {q.n} | {q.a_only} | {q.b_only} | {_p(q.p_value)} |")
+    return lines + [""]
+
+
+def csv_rows(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> tuple[list[dict], list[dict]]:
+    ms = []
+    for m in stats:
+        (cm, cs), (rm, rs) = m.clean_mean_std, m.robust_mean_std
+        ms.append({"trainer": m.trainer, "seeds": " ".join(map(str, m.seeds)), "n_seeds": len(m.seeds),
+                   "clean_mean": f"{cm:.4f}", "clean_std": "" if cs is None else f"{cs:.4f}",
+                   "aa_mean": f"{rm:.4f}", "aa_std": "" if rs is None else f"{rs:.4f}",
+                   "n_examples": m.n_examples or ""})
+    ps = [{"a": q.a, "b": q.b, "seed": "pooled" if q.seed is None else q.seed,
+           "pooled_seeds": " ".join(map(str, q.seeds)), "quantity": q.what, "n": q.n,
+           "only_a": "" if q.note else q.a_only, "only_b": "" if q.note else q.b_only,
+           "p_exact_mcnemar": "" if q.p_value is None else f"{q.p_value:.6g}", "note": q.note} for q in pairs]
+    return ms, ps
