@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, UnknownNameError
+from .threat import NORMS, parse_eps
 
-NORMS = ("Linf", "L2")
 OBJECTIVES = ("standard", "pgd_at", "trades")
 TRAINERS = ("standard", "pgd_at", "trades", "generalist")
 AUGMENTS = ("none", "flip", "crop", "crop_flip")
@@ -306,9 +306,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         if isinstance(value, str) and "/" in value:  # "8/255"
-            num, _, den = value.partition("/")
             try:
-                return float(num) / float(den)
+                return parse_eps(value)
             except (ValueError, ZeroDivisionError):
                 raise ConfigError(f"{where}: expected a number, got {value!r}") from None
         try:

@@ -14,15 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..threat import parse_eps
 
 
 def _eps(text: str) -> float:
     try:
-        return float(Fraction(text.strip()))
+        return parse_eps(text)
     except (ValueError, ZeroDivisionError):
         raise argparse.ArgumentTypeError(f"eps must be a number like 0.1 or 8/255, got {text!r}") from None
 

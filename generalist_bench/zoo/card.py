@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, ConfigError
+from ..threat import NORMS, normalize_norm, parse_eps  # noqa: F401  (parse_eps: part of this module's API)
 
 CARD_SCHEMA_VERSION = 1
 AA_SUITE = "autoattack"          # the evaluation suite whose numbers are the card's headline numbers
-THREAT_MODELS = ("Linf", "L2")
+THREAT_MODELS = NORMS
 QUICK_SUFFIX = "_quick"
 MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
@@ -67,20 +68,7 @@ def format_eps(eps: float) -> str:
     return repr(float(eps))
 
 
-def parse_eps(text: str) -> float:
-    """``"8/255"`` → 0.0313…, ``"0.1"`` → 0.1; ``ValueError`` otherwise."""
-    num, sep, den = str(text).partition("/")
-    return float(num) / float(den) if sep else float(num)
-
-
-def normalize_threat_model(threat_model: Any) -> str:
-    value = str(getattr(threat_model, "value", threat_model))
-    for t in THREAT_MODELS:
-        if value.lower() == t.lower():
-            return t
-    from ..errors import UnknownNameError
-
-    raise UnknownNameError("threat model", value, THREAT_MODELS)
+normalize_threat_model = normalize_norm  # the card's field is called threat_model
 
 
 # ------------------------------------------------------------------------------------------------ the card

@@ -45,6 +45,8 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..threat import NORMS
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -52,7 +54,7 @@ PLACEHOLDER_GDRIVE_ID = "generalist-bench-local-file-only"  # robustbench needs 
 CARD_KEY = "generalist_bench_card"                        # marks our entries in robustbench's model_dicts
 ZOO_ENV = "GENERALIST_BENCH_ZOO"
 RB_DATASETS = ("cifar10", "cifar100")                    # our names == robustbench's BenchmarkDataset values
-RB_THREATS = ("Linf", "L2")
+RB_THREATS = NORMS                                       # == robustbench's ThreatModel values Linf, L2
 _MARK = "__generalist_bench_compat__"
 _SHIM_SUBMODULES = ("autopgd_base", "fab_pt", "fab_base", "fab_projections", "square", "checks", "other_utils")
 _WATCHED = ("robustbench.model_zoo.models", "robustbench.utils", "robustbench.data", "robustbench.eval")
