@@ -80,3 +80,24 @@ def test_every_full_entry_is_guarded():
         mid = _card(p)["model_id"]
         for kind in ("clean", "apgd"):
             assert (BASELINES / f"{mid}-{kind}.json").exists(), f"{mid}: no committed {kind} baseline"
+
+
+def test_a_degraded_zoo_model_fails_against_its_committed_baseline(one_thread):
+    """The committed baselines catch a regression: the first full entry with its weights perturbed fails its clean
+    check, with the report."""
+    import torch
+
+    from generalist_bench.regression import compare, measure, read_baseline
+
+    card_path = ENTRIES[0]
+    c = _card(card_path)
+    model = _load(card_path)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * p.std() * torch.randn(p.shape, generator=g))
+    base = read_baseline(BASELINES / f"{c['model_id']}-clean.json")
+    now = measure(model, dataset=c["dataset"], eps=c["eps"], norm=c["threat_model"], attacks="natural", n=None)
+    outcome = compare(base, now, tolerance_flips=0)
+    assert not outcome.passed and outcome.report.startswith("ROBUST ACCURACY REGRESSION")
+    assert "exact McNemar p =" in outcome.report and "clean points lost" in outcome.report
