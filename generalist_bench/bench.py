@@ -399,114 +399,145 @@ def bf16_section(images: int, epochs: int, n_test: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ report
+def _render_aa(aa: dict[str, Any]) -> list[str]:
+    L: list[str] = []
+    L += [f"## AutoAttack (standard, Linf eps {aa['eps']:g}): {aa['n']} Fashion-MNIST test points, "
+          f"`{aa['model']}`, batch {aa['batch_size']}", "",
+          "| run | speed-up vs pyautoattack | seconds | s / point | robust acc. (%) |", "|---|---:|---:|---:|---:|"]
+    for name, r in aa["runs"].items():
+        L.append(f"| {name} | **{r['speedup_vs_pyautoattack']:.2f}×** | {r['seconds']:.1f} | "
+                 f"{r['seconds'] / aa['n']:.2f} | {r['robust_acc']:.2f} |")
+    c = aa["checks"]
+    L += ["", "Checks (from this run):", ""]
+    if "compact_flags_identical_to_pyautoattack_loops" in c:
+        L.append(f"- compact engine: per-point robust flags identical to pyautoattack's loops given the same "
+                 f"random starts: **{c['compact_flags_identical_to_pyautoattack_loops']}**")
+    L.append(f"- compact engine in worker processes: flags identical to one process: "
+             f"**{c['workers_flags_identical_to_one_process']}**")
+    for label, what in (("fast", "fast engine"), ("fast_workers", "fast engine in worker processes")):
+        L.append(f"- {what} vs compact: flags agree on {100 * c[label + '_flag_agreement_with_compact']:.2f}% "
+                 f"of points, robust accuracy differs by {c[label + '_robust_acc_diff_points']:.2f} points → "
+                 f"within the tolerance (≥ 99.8%, ≤ 0.1 point): **{c[label + '_within_tolerance']}**")
+    L.append(f"- pyautoattack as called by a user (its own batch-seeded random starts) vs compact (per-point "
+             f"seeded starts): flags agree on {100 * c['pyautoattack_vs_compact_flag_agreement']:.2f}% of points")
+    L += ["- torchattacks' AutoAttack runs its APGD for 10 steps instead of 100: it is a weaker attack, "
+          "listed for its cost only.", "", "### Where the time goes (seconds per attack)", "",
+          "Worker-process runs show each attack's time summed over the processes (core-seconds).", "",
+          "| run | clean | APGD-CE | APGD-T | FAB-T | Square |", "|---|---:|---:|---:|---:|---:|"]
+    for name, r in aa["runs"].items():
+        per = r.get("per_attack")
+        if not per:
+            continue
+        cells = [f"{per[a]['seconds']:.1f}" if a in per else "–" for a in ("clean", *AA_COMPONENTS)]
+        L.append(f"| {name} | " + " | ".join(cells) + " |")
+    L += ["", "Images through the model (forward / backward) per attack, our engines:", "",
+          "| run | APGD-CE | APGD-T | FAB-T | Square |", "|---|---:|---:|---:|---:|"]
+    for name, r in aa["runs"].items():
+        per = r.get("per_attack", {})
+        if "apgd-ce" not in per or "forward_images" not in per["apgd-ce"]:
+            continue
+        cells = [f"{per[a]['forward_images']:,} / {per[a]['backward_images']:,}" if a in per else "–"
+                 for a in AA_COMPONENTS]
+        L.append(f"| {name} | " + " | ".join(cells) + " |")
+    L.append("")
+    return L
+
+
+def _render_agreement(ag: dict[str, Any]) -> list[str]:
+    L: list[str] = []
+    L += [f"## The fast engine on {ag['n']} points: agreement with a committed exact result", "",
+          f"`{ag['model']}`, standard AutoAttack Linf eps {ag['eps']:g}, the points, batch size and seed of "
+          f"`{ag['reference']}` (engine `{ag['reference_engine']}`); fast engine searching in "
+          f"{ag['search_dtype']} (APGD, FAB), every verdict that settles a point confirmed in float32.", "",
+          "| | exact (committed) | fast (this run) |", "|---|---:|---:|",
+          f"| robust accuracy (%) | {ag['reference_robust_acc']:.2f} | {ag['fast_robust_acc']:.2f} |", "",
+          f"- clean flags identical: **{ag['clean_identical']}**; robust flags agree on "
+          f"{100 * ag['flag_agreement']:.2f}% of points ({ag['disagreements']} differ: {ag['fast_only_robust']} "
+          f"robust only under fast, {ag['fast_only_fooled']} fooled only under fast); accuracy difference "
+          f"{ag['robust_acc_diff_points']:.2f} points → within the tolerance (≥ 99.8%, ≤ 0.1 point): "
+          f"**{ag['within_tolerance']}**",
+          f"- float32 checks of search verdicts (\"fooled\", or \"robust\" near the boundary): "
+          f"{ag['confirmed']} misclassified, {ag['rejected']} not; rows escalated to float32 after such a "
+          f"check: {ag.get('escalated_rows')}; attack-loop passes of escalated rows: "
+          f"{ag.get('escalated_images')} of {(ag.get('escalated_images') or 0) + (ag.get('search_images') or 0)} "
+          f"images (the checks themselves not counted); fast engine time {ag['fast_seconds']:.0f} s (the "
+          f"speed-up is measured side by side above).",
+          f"- points whose flags differ: {ag.get('disagreeing_indices')}", ""]
+    return L
+
+
+def _render_model(mo: dict[str, Any]) -> list[str]:
+    L: list[str] = []
+    L += [f"## The model's passes by batch size (ms per image, best of {mo['repeats']}; `{mo['model']}`, "
+          f"{mo['images']} test images)", "",
+          "Why the evaluation's model runner (`evaluation.fastpath`, compact and fast engines) splits model calls "
+          "into chunks of at most 128 rows and runs no-grad passes through prepacked oneDNN convolutions "
+          f"({mo['prepacked']}). The prepacked path is used for an input shape only after its logits equal "
+          "the eager ones bit for bit there.", "",
+          "| batch | " + " | ".join(mo["passes"]) + " | prepacked logits bit-identical |",
+          "|---:|" + "---:|" * (len(mo["passes"]) + 1)]
+    for r in mo["rows"]:
+        same = r["prepacked_bit_identical"]
+        L.append(f"| {r['batch_size']} | " + " | ".join(f"{r[p]:.3f}" for p in mo["passes"])
+                 + f" | {'–' if same is None else same} |")
+    L.append("")
+    return L
+
+
+def _render_scaling(sc: dict[str, Any]) -> list[str]:
+    L: list[str] = []
+    L += ["## Evaluation scaling (compact AutoAttack)", "", "| n | batch | seconds | s / point | robust acc. (%) |",
+          "|---:|---:|---:|---:|---:|"]
+    for r in sc["n"] + sc["batch_size"]:
+        L.append(f"| {r['n']} | {r['batch_size']} | {r['seconds']:.1f} | {r['seconds'] / r['n']:.2f} | "
+                 f"{r['robust_acc']:.2f} |")
+    L.append("")
+    return L
+
+
+def _render_train(tr: dict[str, Any]) -> list[str]:
+    L: list[str] = []
+    L += [f"## Training: one epoch of {tr['images']} images (median of {tr['repeats']})", "", tr["setup"], "",
+          "| run | time vs our PGD-AT epoch | images / s | seconds / epoch |", "|---|---:|---:|---:|"]
+    for r in tr["rows"]:
+        L.append(f"| {r['name']} | **{r['time_vs_our_pgd_at']:.2f}×** | {r['img_per_s']:.0f} | "
+                 f"{r['seconds_per_epoch']:.1f} |")
+    if tr.get("art_note"):
+        L.append(f"\nART row missing: {tr['art_note']}")
+    L.append("")
+    return L
+
+
+def _render_bf16(bf: dict[str, Any]) -> list[str]:
+    L: list[str] = []
+    L += [f"## bf16 autocast training (PGD-AT, {bf['epochs']} epochs on {bf['images']} images, same seed; test "
+          f"accuracy on the first {bf['n_test']} test points, evaluated in fp32)", "",
+          f"bf16 trains **{bf['speedup']:.2f}×** as fast; accuracy difference bf16 − fp32: clean "
+          f"{bf['clean_diff']:+.1f} points, PGD-20 {bf['pgd20_diff']:+.1f} points.", "",
+          "| run | images / s | clean (%) | PGD-20 (%) |", "|---|---:|---:|---:|"]
+    for r in bf["rows"]:
+        L.append(f"| {r['name']} | {r['img_per_s']:.0f} | {r['clean']:.1f} | {r['pgd20']:.1f} |")
+    L.append("")
+    return L
+
+
+SECTIONS = (  # res key → its renderer, in page order
+    ("aa", _render_aa),
+    ("agreement", _render_agreement),
+    ("model", _render_model),
+    ("scaling", _render_scaling),
+    ("train", _render_train),
+    ("bf16", _render_bf16),
+)
+
+
 def render(res: dict[str, Any]) -> str:
     L: list[str] = ["# Benchmarks", "",
                     f"Regenerate: `{res['command']}` ({res['total_minutes']:.1f} min on this machine). "
                     "Every number below comes from that one run; timings are measurements, not tests.", ""]
-    aa = res.get("aa")
-    if aa:
-        L += [f"## AutoAttack (standard, Linf eps {aa['eps']:g}): {aa['n']} Fashion-MNIST test points, "
-              f"`{aa['model']}`, batch {aa['batch_size']}", "",
-              "| run | speed-up vs pyautoattack | seconds | s / point | robust acc. (%) |", "|---|---:|---:|---:|---:|"]
-        for name, r in aa["runs"].items():
-            L.append(f"| {name} | **{r['speedup_vs_pyautoattack']:.2f}×** | {r['seconds']:.1f} | "
-                     f"{r['seconds'] / aa['n']:.2f} | {r['robust_acc']:.2f} |")
-        c = aa["checks"]
-        L += ["", "Checks (from this run):", ""]
-        if "compact_flags_identical_to_pyautoattack_loops" in c:
-            L.append(f"- compact engine: per-point robust flags identical to pyautoattack's loops given the same "
-                     f"random starts: **{c['compact_flags_identical_to_pyautoattack_loops']}**")
-        L.append(f"- compact engine in worker processes: flags identical to one process: "
-                 f"**{c['workers_flags_identical_to_one_process']}**")
-        for label, what in (("fast", "fast engine"), ("fast_workers", "fast engine in worker processes")):
-            L.append(f"- {what} vs compact: flags agree on {100 * c[label + '_flag_agreement_with_compact']:.2f}% "
-                     f"of points, robust accuracy differs by {c[label + '_robust_acc_diff_points']:.2f} points → "
-                     f"within the tolerance (≥ 99.8%, ≤ 0.1 point): **{c[label + '_within_tolerance']}**")
-        L.append(f"- pyautoattack as called by a user (its own batch-seeded random starts) vs compact (per-point "
-                 f"seeded starts): flags agree on {100 * c['pyautoattack_vs_compact_flag_agreement']:.2f}% of points")
-        L += ["- torchattacks' AutoAttack runs its APGD for 10 steps instead of 100: it is a weaker attack, "
-              "listed for its cost only.", "", "### Where the time goes (seconds per attack)", "",
-              "Worker-process runs show each attack's time summed over the processes (core-seconds).", "",
-              "| run | clean | APGD-CE | APGD-T | FAB-T | Square |", "|---|---:|---:|---:|---:|---:|"]
-        for name, r in aa["runs"].items():
-            per = r.get("per_attack")
-            if not per:
-                continue
-            cells = [f"{per[a]['seconds']:.1f}" if a in per else "–" for a in ("clean", *AA_COMPONENTS)]
-            L.append(f"| {name} | " + " | ".join(cells) + " |")
-        L += ["", "Images through the model (forward / backward) per attack, our engines:", "",
-              "| run | APGD-CE | APGD-T | FAB-T | Square |", "|---|---:|---:|---:|---:|"]
-        for name, r in aa["runs"].items():
-            per = r.get("per_attack", {})
-            if "apgd-ce" not in per or "forward_images" not in per["apgd-ce"]:
-                continue
-            cells = [f"{per[a]['forward_images']:,} / {per[a]['backward_images']:,}" if a in per else "–"
-                     for a in AA_COMPONENTS]
-            L.append(f"| {name} | " + " | ".join(cells) + " |")
-        L.append("")
-    ag = res.get("agreement")
-    if ag:
-        L += [f"## The fast engine on {ag['n']} points: agreement with a committed exact result", "",
-              f"`{ag['model']}`, standard AutoAttack Linf eps {ag['eps']:g}, the points, batch size and seed of "
-              f"`{ag['reference']}` (engine `{ag['reference_engine']}`); fast engine searching in "
-              f"{ag['search_dtype']} (APGD, FAB), every verdict that settles a point confirmed in float32.", "",
-              "| | exact (committed) | fast (this run) |", "|---|---:|---:|",
-              f"| robust accuracy (%) | {ag['reference_robust_acc']:.2f} | {ag['fast_robust_acc']:.2f} |", "",
-              f"- clean flags identical: **{ag['clean_identical']}**; robust flags agree on "
-              f"{100 * ag['flag_agreement']:.2f}% of points ({ag['disagreements']} differ: {ag['fast_only_robust']} "
-              f"robust only under fast, {ag['fast_only_fooled']} fooled only under fast); accuracy difference "
-              f"{ag['robust_acc_diff_points']:.2f} points → within the tolerance (≥ 99.8%, ≤ 0.1 point): "
-              f"**{ag['within_tolerance']}**",
-              f"- float32 checks of search verdicts (\"fooled\", or \"robust\" near the boundary): "
-              f"{ag['confirmed']} misclassified, {ag['rejected']} not; rows escalated to float32 after such a "
-              f"check: {ag.get('escalated_rows')}; attack-loop passes of escalated rows: "
-              f"{ag.get('escalated_images')} of {(ag.get('escalated_images') or 0) + (ag.get('search_images') or 0)} "
-              f"images (the checks themselves not counted); fast engine time {ag['fast_seconds']:.0f} s (the "
-              f"speed-up is measured side by side above).",
-              f"- points whose flags differ: {ag.get('disagreeing_indices')}", ""]
-    mo = res.get("model")
-    if mo:
-        L += [f"## The model's passes by batch size (ms per image, best of {mo['repeats']}; `{mo['model']}`, "
-              f"{mo['images']} test images)", "",
-              "Why the evaluation's model runner (`evaluation.fastpath`, compact and fast engines) splits model calls "
-              "into chunks of at most 128 rows and runs no-grad passes through prepacked oneDNN convolutions "
-              f"({mo['prepacked']}). The prepacked path is used for an input shape only after its logits equal "
-              "the eager ones bit for bit there.", "",
-              "| batch | " + " | ".join(mo["passes"]) + " | prepacked logits bit-identical |",
-              "|---:|" + "---:|" * (len(mo["passes"]) + 1)]
-        for r in mo["rows"]:
-            same = r["prepacked_bit_identical"]
-            L.append(f"| {r['batch_size']} | " + " | ".join(f"{r[p]:.3f}" for p in mo["passes"])
-                     + f" | {'–' if same is None else same} |")
-        L.append("")
-    sc = res.get("scaling")
-    if sc:
-        L += ["## Evaluation scaling (compact AutoAttack)", "", "| n | batch | seconds | s / point | robust acc. (%) |",
-              "|---:|---:|---:|---:|---:|"]
-        for r in sc["n"] + sc["batch_size"]:
-            L.append(f"| {r['n']} | {r['batch_size']} | {r['seconds']:.1f} | {r['seconds'] / r['n']:.2f} | "
-                     f"{r['robust_acc']:.2f} |")
-        L.append("")
-    tr = res.get("train")
-    if tr:
-        L += [f"## Training: one epoch of {tr['images']} images (median of {tr['repeats']})", "", tr["setup"], "",
-              "| run | time vs our PGD-AT epoch | images / s | seconds / epoch |", "|---|---:|---:|---:|"]
-        for r in tr["rows"]:
-            L.append(f"| {r['name']} | **{r['time_vs_our_pgd_at']:.2f}×** | {r['img_per_s']:.0f} | "
-                     f"{r['seconds_per_epoch']:.1f} |")
-        if tr.get("art_note"):
-            L.append(f"\nART row missing: {tr['art_note']}")
-        L.append("")
-    bf = res.get("bf16")
-    if bf:
-        L += [f"## bf16 autocast training (PGD-AT, {bf['epochs']} epochs on {bf['images']} images, same seed; test "
-              f"accuracy on the first {bf['n_test']} test points, evaluated in fp32)", "",
-              f"bf16 trains **{bf['speedup']:.2f}×** as fast; accuracy difference bf16 − fp32: clean "
-              f"{bf['clean_diff']:+.1f} points, PGD-20 {bf['pgd20_diff']:+.1f} points.", "",
-              "| run | images / s | clean (%) | PGD-20 (%) |", "|---|---:|---:|---:|"]
-        for r in bf["rows"]:
-            L.append(f"| {r['name']} | {r['img_per_s']:.0f} | {r['clean']:.1f} | {r['pgd20']:.1f} |")
-        L.append("")
+    for key, section in SECTIONS:
+        if res.get(key):
+            L += section(res[key])
     hw, v = res["hardware"], res["versions"]
     L += ["## Machine and versions", "", f"- CPU: {hw.get('cpu')}, {hw.get('cpu_count')} cores, "
           f"{res['threads']} torch threads", "- " + ", ".join(f"{k} {val}" for k, val in v.items() if val), ""]

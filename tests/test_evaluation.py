@@ -496,3 +496,28 @@ def test_cli_checkpoint_errors(clean_small_cnn, tmp_path, capsys):
     assert "error" in capsys.readouterr().err
     assert main(["eval", "--attacks", "fgsm"]) == 2
     assert "give exactly one of" in capsys.readouterr().err
+
+
+def test_evaluate_with_a_spec_equals_the_keyword_form_and_its_steps(mlp, one_thread):
+    """evaluate(model, EvalSpec(...)) is the keyword form; plan_evaluation → run_plan → report give the same result;
+    a bad spec is refused when it is built."""
+    from generalist_bench.evaluation import EvalSpec, plan_evaluation, report, run_plan
+    from generalist_bench.evaluation.engine import EvalState
+
+    spec = EvalSpec(dataset="fashion_mnist", eps=0.05, attacks="pgd-5,apgd-ce", n_examples=30, batch_size=8)
+    a = evaluate(mlp, spec, progress=False)
+    b = evaluate(mlp, dataset="fashion_mnist", eps=0.05, attacks="pgd-5,apgd-ce", n_examples=30, batch_size=8,
+                 progress=False)
+    plan = plan_evaluation(mlp, spec)
+    state = EvalState.load_or_new(None, plan.key, plan.split_indices, plan.attacks.atoms)
+    run_plan(mlp, plan, state, progress=False)
+    c = report(plan, state)
+    for r in (b, c):
+        assert r.samples == a.samples and r.per_attack == a.per_attack and r.robust_acc == a.robust_acc
+    assert plan.protocol["n_examples"] == 30 and plan.eps == 0.05 and len(plan.x) == 30
+    with pytest.raises(ConfigError, match="batch_size"):
+        EvalSpec(batch_size=0)
+    with pytest.raises(UnknownNameError, match="evaluation engine"):
+        EvalSpec(engine="turbo")
+    with pytest.raises(ConfigError, match="eps is required"):
+        EvalSpec(x=torch.zeros(1, 1, 28, 28), y=torch.zeros(1, dtype=torch.long))

@@ -14,6 +14,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import torch.nn as nn
 
 from ..attacks.registry import build_attack
 from ..errors import ConfigError, GeneralistBenchError, UnknownNameError
+from ..threat import NORMS, normalize_norm  # noqa: F401  (normalize_norm: part of this module's API)
 from ..utils.env import git_commit, hardware, library_versions
 from .checks import (
     autoattack_precheck,
@@ -44,7 +46,6 @@ from .result import (
 )
 from .suites import resolve_plan
 
-NORMS = ("Linf", "L2")
 INDEX_RULES = ("first_n", "random")
 ENGINES = {
     # recorded in every result as protocol.engine_description: kept word for word (the module is now
@@ -64,14 +65,6 @@ ENGINES = {
             "with the exact engines is measured by generalist_bench.bench, see benchmarks/RESULTS.md)",
 }
 LARGE_EPS = {"Linf": 0.5, "L2": 10.0}
-
-
-def normalize_norm(threat_model: Any) -> str:
-    key = str(getattr(threat_model, "value", threat_model)).strip().lower()
-    for n in NORMS:
-        if key == n.lower():
-            return n
-    raise UnknownNameError("threat model", str(threat_model), NORMS)
 
 
 def check_eps(eps: float, norm: str) -> float:
@@ -174,13 +167,68 @@ def tensor_split(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: tor
     return DatasetSplit("tensors", "given", x, y, torch.arange(len(y)), info, f"tensors sha256:{digest}")
 
 
-def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str = "Linf", eps: float | None = None,
-             suite: str = "autoattack", n_examples: int | None = 1000, batch_size: int = 500, seed: int = 0,
-             split: str = "test", data_dir: str | Path | None = None, attacks: str | Sequence[Any] | None = None,
-             state_path: str | Path | None = None, shard: Sequence[int] | None = None, progress: bool = True,
-             device: str | torch.device = "cpu", *, attack_params: Mapping[str, Mapping[str, Any]] | None = None,
-             index_rule: str = "first_n", sample_seed: int | None = None, check_eps0: bool = False,
-             check_large_eps: bool = False, strict: bool = False, engine: str = "compact", workers: int = 1,
+@dataclass(frozen=True, eq=False)
+class EvalSpec:
+    """What to evaluate, validated once: the protocol of an evaluation (see ``evaluate`` for each field)."""
+
+    dataset: str = "fashion_mnist"
+    threat_model: str = "Linf"
+    eps: float | None = None
+    suite: str = "autoattack"
+    attacks: str | Sequence[Any] | None = None
+    attack_params: Mapping[str, Mapping[str, Any]] | None = None
+    n_examples: int | None = 1000
+    split: str = "test"
+    data_dir: str | Path | None = None
+    index_rule: str = "first_n"
+    sample_seed: int | None = None
+    seed: int = 0
+    batch_size: int = 500
+    shard: Sequence[int] | None = None
+    device: str | torch.device = "cpu"
+    engine: str = "compact"
+    check_eps0: bool = False
+    check_large_eps: bool = False
+    strict: bool = False
+    x: torch.Tensor | None = None
+    y: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.batch_size) < 1:
+            raise ConfigError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        if self.engine not in ENGINES:
+            raise UnknownNameError("evaluation engine", str(self.engine), ENGINES)
+        if (self.x is not None or self.y is not None) and self.eps is None:
+            raise ConfigError("eps is required when evaluating tensors x, y")
+        object.__setattr__(self, "batch_size", int(self.batch_size))
+        object.__setattr__(self, "seed", int(self.seed))
+
+
+@dataclass
+class EvalPlan:
+    """A spec resolved against a model and its data: the points, the attacks and the protocol record."""
+
+    spec: EvalSpec
+    norm: str
+    eps: float
+    info: Any
+    attacks: Any                 # suites.Plan
+    x: torch.Tensor
+    y: torch.Tensor
+    split_indices: torch.Tensor  # the points' indices in their split (seeds are drawn from these)
+    device: torch.device
+    protocol: dict[str, Any]
+    key: dict[str, Any]          # what a resumable state must match
+
+
+def evaluate(model: nn.Module, dataset: str | EvalSpec = "fashion_mnist", threat_model: str = "Linf",
+             eps: float | None = None, suite: str = "autoattack", n_examples: int | None = 1000,
+             batch_size: int = 500, seed: int = 0, split: str = "test", data_dir: str | Path | None = None,
+             attacks: str | Sequence[Any] | None = None, state_path: str | Path | None = None,
+             shard: Sequence[int] | None = None, progress: bool = True, device: str | torch.device = "cpu", *,
+             attack_params: Mapping[str, Mapping[str, Any]] | None = None, index_rule: str = "first_n",
+             sample_seed: int | None = None, check_eps0: bool = False, check_large_eps: bool = False,
+             strict: bool = False, engine: str = "compact", workers: int = 1,
              callback: Callable[[dict[str, Any]], None] | None = None, x: torch.Tensor | None = None,
              y: torch.Tensor | None = None) -> EvalResult:
     """Evaluate ``model`` (any ``nn.Module`` mapping [0,1] NCHW pixels to logits) under a suite of attacks.
@@ -210,63 +258,88 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
         is then required, the class count is the model's, and the protocol names the data by its sha256
         (``dataset="tensors"``, ``split="given"``).
     """
+    spec = dataset if isinstance(dataset, EvalSpec) else EvalSpec(
+        dataset=dataset, threat_model=threat_model, eps=eps, suite=suite, attacks=attacks,
+        attack_params=attack_params, n_examples=n_examples, split=split, data_dir=data_dir, index_rule=index_rule,
+        sample_seed=sample_seed, seed=seed, batch_size=batch_size, shard=shard, device=device, engine=engine,
+        check_eps0=check_eps0, check_large_eps=check_large_eps, strict=strict, x=x, y=y)
     if int(workers) > 1:
-        if x is not None or y is not None:
+        if spec.x is not None or spec.y is not None:
             raise ConfigError("workers > 1 needs a data set name; evaluate tensors x, y in one process")
-        if shard is not None:
+        if spec.shard is not None:
             raise ConfigError("workers > 1 shards the evaluation itself: do not pass shard as well")
-        return _evaluate_parallel(int(workers), model, dict(
-            dataset=dataset, threat_model=threat_model, eps=eps, suite=suite, n_examples=n_examples,
-            batch_size=batch_size, seed=seed, split=split, data_dir=data_dir, attacks=attacks, progress=progress,
-            device=device, attack_params=attack_params, index_rule=index_rule, sample_seed=sample_seed,
-            check_eps0=check_eps0, check_large_eps=check_large_eps, strict=strict, engine=engine), state_path)
+        return _evaluate_parallel(int(workers), model, {**_spec_kwargs(spec), "progress": progress}, state_path)
     if int(workers) < 1:
         raise ConfigError(f"workers must be ≥ 1, got {workers}")
+    t_start = time.perf_counter()
+    plan = plan_evaluation(model, spec)
+    state = EvalState.load_or_new(state_path, plan.key, plan.split_indices, plan.attacks.atoms)
+    state.sessions += 1
+    try:
+        run_plan(model, plan, state, progress=progress, callback=callback)
+    finally:
+        state.elapsed_s += time.perf_counter() - t_start
+        state.save()
+    result = report(plan, state)
+    report_violations(result, spec.strict)
+    return result
+
+
+def _spec_kwargs(spec: EvalSpec) -> dict[str, Any]:
+    return {f: getattr(spec, f) for f in ("dataset", "threat_model", "eps", "suite", "n_examples", "batch_size",
+                                          "seed", "split", "data_dir", "attacks", "device", "attack_params",
+                                          "index_rule", "sample_seed", "check_eps0", "check_large_eps", "strict",
+                                          "engine")}
+
+
+def plan_evaluation(model: nn.Module, spec: EvalSpec) -> EvalPlan:
+    """Resolve ``spec`` for ``model``: threat model, data points, attack plan and the protocol record."""
     from ..data import get_dataset_info, load_dataset
 
-    t_start = time.perf_counter()
-    norm = normalize_norm(threat_model)
-    if x is not None or y is not None:
-        if eps is None:
-            raise ConfigError("eps is required when evaluating tensors x, y")
-        data = tensor_split(model, x, y, torch.device(device))
+    norm = normalize_norm(spec.threat_model)
+    device = torch.device(spec.device)
+    if spec.x is not None or spec.y is not None:
+        data = tensor_split(model, spec.x, spec.y, device)
         info = data.info
     else:
-        info = get_dataset_info(dataset)
-        data = None
-    eps = resolve_eps(eps, norm, info.name)
-    if int(batch_size) < 1:
-        raise ConfigError(f"batch_size must be ≥ 1, got {batch_size}")
-    batch_size, seed = int(batch_size), int(seed)
-    device = torch.device(device)
+        info, data = get_dataset_info(spec.dataset), None
+    eps = resolve_eps(spec.eps, norm, info.name)
     _check_model(model, device)
-    if engine not in ENGINES:
-        raise UnknownNameError("evaluation engine", str(engine), ENGINES)
-    plan = resolve_plan(suite, attacks, norm=norm, eps=eps, num_classes=info.num_classes, attack_params=attack_params,
-                        impl="pyautoattack" if engine == "pyautoattack" else "compact")
-
+    attacks = resolve_plan(spec.suite, spec.attacks, norm=norm, eps=eps, num_classes=info.num_classes,
+                           attack_params=spec.attack_params,
+                           impl="pyautoattack" if spec.engine == "pyautoattack" else "compact")
     if data is None:
-        data = load_dataset(info.name, split, data_dir)
-    s_seed = seed if sample_seed is None else int(sample_seed)
-    sel = select_indices(len(data), n_examples, index_rule, s_seed)
+        data = load_dataset(info.name, spec.split, spec.data_dir)
+    s_seed = spec.seed if spec.sample_seed is None else int(spec.sample_seed)
+    sel = select_indices(len(data), spec.n_examples, spec.index_rule, s_seed)
     n_total = len(sel)
-    sel = sel[shard_block(n_total, shard)]
+    sel = sel[shard_block(n_total, spec.shard)]
     x, y = data.x[sel], data.y[sel]
-    check_images(x, f"{info.name} {split} images")
-    split_indices = data.indices[sel]  # indices into the split (seeds are drawn from these)
+    check_images(x, f"{info.name} {spec.split} images")
+    protocol = _protocol(spec, model, attacks, info, data, norm, eps, n_total, s_seed, device)
+    versions = library_versions()
+    key = {k: protocol[k] for k in IDENTITY_KEYS}
+    key.update({"shard": protocol["shard"], "batch_size": spec.batch_size,
+                "versions": {k: versions.get(k) for k in ("torch", "torchattacks", "pyautoattack")}})
+    return EvalPlan(spec, norm, eps, info, attacks, x, y, data.indices[sel], device, protocol, key)
 
-    protocol: dict[str, Any] = {
-        "suite": plan.suite, "mode": plan.mode, "dataset": info.name, "split": data.split, "data_source": data.source,
-        "index_rule": index_rule, "sample_seed": s_seed if index_rule == "random" else None,
-        "n_examples": n_total, "shard": None if shard is None else [int(v) for v in shard],
-        "norm": norm, "eps": eps, "attacks": list(plan.protocol_attacks), "skipped_attacks": list(plan.skipped),
-        "seed": seed, "batch_size": batch_size, "device": str(device), "dtype": "float32",
+
+def _protocol(spec: EvalSpec, model: nn.Module, attacks, info, data, norm: str, eps: float, n_total: int,
+              s_seed: int, device: torch.device) -> dict[str, Any]:
+    engine = spec.engine
+    return {
+        "suite": attacks.suite, "mode": attacks.mode, "dataset": info.name, "split": data.split,
+        "data_source": data.source, "index_rule": spec.index_rule,
+        "sample_seed": s_seed if spec.index_rule == "random" else None,
+        "n_examples": n_total, "shard": None if spec.shard is None else [int(v) for v in spec.shard],
+        "norm": norm, "eps": eps, "attacks": list(attacks.protocol_attacks), "skipped_attacks": list(attacks.skipped),
+        "seed": spec.seed, "batch_size": spec.batch_size, "device": str(device), "dtype": "float32",
         "model_class": type(model).__name__, "model_sha256": model_fingerprint(model),
         "engine": engine, "engine_description": ENGINES[engine], "exact": engine != "fast",
         "search_dtype": ("bfloat16" if bf16_native() else "float32") if _searches(engine, device) else None,
         "robust_definition": "a point is robust iff it is classified correctly clean and under the attack(s)",
         "per_attack_accuracy": ("cumulative: robust accuracy after each attack, attacks run in order on the "
-                                "still-robust points (official AutoAttack reporting)") if plan.mode == "cumulative"
+                                "still-robust points (official AutoAttack reporting)") if attacks.mode == "cumulative"
         else "individual: each attack run on every correctly classified point",
         "per_sample_seeding": ("every random number an attack draws for a point comes from a generator seeded by "
                                "(seed, the point's index in its split, attack); see each attack's 'randomness'"),
@@ -275,49 +348,50 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
                         "sanity.batch_invariance); with the same batch size and no interruption the batches "
                         "are exactly pyautoattack's"),
     }
-    versions = library_versions()
-    key = {k: protocol[k] for k in IDENTITY_KEYS}
-    key.update({"shard": protocol["shard"], "batch_size": batch_size,
-                "versions": {k: versions.get(k) for k in ("torch", "torchattacks", "pyautoattack")}})
-    state = EvalState.load_or_new(state_path, key, split_indices, plan.atoms)
-    state.sessions += 1
-    run_violations: list[str] = []
-    sanity_extra: dict[str, Any] = {}
 
+
+def run_plan(model: nn.Module, plan: EvalPlan, state: EvalState, *, progress: bool = True,
+             callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Attack the plan's points, recording per-point results in ``state`` (resumes what it already holds)."""
+    spec, device, x, y = plan.spec, plan.device, plan.x, plan.y
+    atk = plan.attacks
     captured = counting = None
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(prepared(model))
-            counting = CountingModel(model_runner(model, engine, device))
+            counting = CountingModel(model_runner(model, spec.engine, device))
             stack.enter_context(torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]))
             captured = stack.enter_context(capture_autoattack_warnings())
-            m = min(batch_size, len(y))
+            m = min(spec.batch_size, len(y))
             x0, y0 = x[:m].to(device), y[:m].to(device)
-            validate_outputs(model, x0, info.num_classes, info.name)
+            validate_outputs(model, x0, plan.info.num_classes, plan.info.name)
             if "aa_precheck" not in state.extra:
-                autoattack_precheck(model, x0, y0, plan.atoms, min(9, info.num_classes - 1))
+                autoattack_precheck(model, x0, y0, atk.atoms, min(9, plan.info.num_classes - 1))
                 state.extra["aa_precheck"] = True
                 state.extra["batch_invariance"] = batch_invariance(model, x0)
-            runner = Runner(counting, x, y, state, attacks=plan.attacks, seed=seed, batch_size=batch_size,
-                            device=device, norm=norm, eps=eps, progress=progress, callback=callback)
-            runner.run(plan.mode, plan.entries, plan.atoms, AA_COMPONENTS)
-            if check_eps0 and "eps0" not in state.extra:
-                state.extra["eps0"] = _eps_check(counting, x, y, state.clean, norm, 0.0, batch_size, device, seed)
-            if check_large_eps and "large_eps" not in state.extra:
-                state.extra["large_eps"] = _eps_check(counting, x, y, state.clean, norm, LARGE_EPS[norm], batch_size,
-                                                      device, seed)
-            if plan.mode == "cumulative" or "autoattack" in plan.entries:
+            runner = Runner(counting, x, y, state, attacks=atk.attacks, seed=spec.seed, batch_size=spec.batch_size,
+                            device=device, norm=plan.norm, eps=plan.eps, progress=progress, callback=callback)
+            runner.run(atk.mode, atk.entries, atk.atoms, AA_COMPONENTS)
+            for flag, key, eps in ((spec.check_eps0, "eps0", 0.0), (spec.check_large_eps, "large_eps",
+                                                                     LARGE_EPS[plan.norm])):
+                if flag and key not in state.extra:
+                    state.extra[key] = _eps_check(counting, x, y, state.clean, plan.norm, eps, spec.batch_size,
+                                                  device, spec.seed)
+            if atk.mode == "cumulative" or "autoattack" in atk.entries:
                 # pyautoattack's Square success-rate check on the cumulative accuracies
-                square_check(_cumulative(state, plan.atoms if plan.mode == "cumulative" else AA_COMPONENTS))
+                square_check(_cumulative(state, atk.atoms if atk.mode == "cumulative" else AA_COMPONENTS))
     finally:
         if counting is not None and isinstance(counting.model, ModelRunner):
             _add_runner_report(state, counting.model.report)
         if captured is not None:
             for msg, c in captured.messages.items():
                 state.aa_messages[msg] = state.aa_messages.get(msg, 0) + c
-        state.elapsed_s += time.perf_counter() - t_start
-        state.save()
 
+
+def report(plan: EvalPlan, state: EvalState) -> EvalResult:
+    """The result of a finished ``state``: accuracies, per-point flags, sanity checks and the protocol."""
+    norm, eps = plan.norm, plan.eps
+    run_violations: list[str] = []
     for name, st in state.atoms.items():
         p = st.perturbation
         if p.get("n_outside_ball") or p.get("n_outside_box") or p.get("n_nonfinite"):
@@ -334,24 +408,23 @@ def evaluate(model: nn.Module, dataset: str = "fashion_mnist", threat_model: str
     for check in (state.extra.get("eps0"), state.extra.get("large_eps")):
         if check and not check["ok"]:
             run_violations.append(check["message"])
-    sanity_extra.update({
+    sanity_extra: dict[str, Any] = {
         "run_violations": run_violations,
         "autoattack_checks": [{"message": k, "count": v} for k, v in state.aa_messages.items()],
         "perturbation": {a: dict(s.perturbation) for a, s in state.atoms.items()},
         "batch_invariance": state.extra.get("batch_invariance"),
         "model_runner": state.extra.get("model_runner"),
-    })
+    }
     for k in ("eps0", "large_eps"):
         if k in state.extra:
             sanity_extra[k] = state.extra[k]
     stats = {"clean": dict(state.clean_stats)}
     stats.update({a: dict(s.stats) for a, s in state.atoms.items()})
-    protocol.update({"versions": versions, "git_commit": git_commit(), "hardware": hardware(),
+    protocol = dict(plan.protocol)
+    protocol.update({"versions": library_versions(), "git_commit": git_commit(), "hardware": hardware(),
                      "sessions": state.sessions})
     atoms = {a: (s.done, s.robust) for a, s in state.atoms.items()}
-    result = compute_result(protocol, split_indices, state.clean, atoms, stats, sanity_extra, state.elapsed_s)
-    report_violations(result, strict)
-    return result
+    return compute_result(protocol, plan.split_indices, state.clean, atoms, stats, sanity_extra, state.elapsed_s)
 
 
 def _worker(model: nn.Module, kwargs: dict[str, Any], threads: int, queue) -> None:

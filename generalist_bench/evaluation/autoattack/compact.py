@@ -83,6 +83,8 @@ def apgd_run(atk, x: torch.Tensor, y: torch.Tensor, x_init: torch.Tensor, *, y_t
 
 
 def _apgd_run(atk, x, y, x_init, *, y_target, groups):
+    """Line-for-line port of pyautoattack's ``APGDAttack.attack_single_run`` (its steps in its order), except that
+    rows whose point is fooled leave the batch (see the module docstring)."""
     if atk.norm not in ("Linf", "L2") or atk.is_tf_model or atk.use_largereps:
         raise NotImplementedError("the compacting APGD covers Linf and L2 on PyTorch models")
     n_all = x.shape[0]
@@ -275,6 +277,8 @@ def fab_targeted_run(atk, x: torch.Tensor, y: torch.Tensor, la_target: torch.Ten
 
 
 def _fab_targeted_run(atk, x, y, la_target, groups):
+    """Line-for-line port of pyautoattack's ``FABAttack_PT.attack_single_run`` (targeted), except that rows holding
+    an adversarial example inside the eps-ball leave the batch (see the module docstring)."""
     if atk.norm not in ("Linf", "L2"):
         raise NotImplementedError("the compacting FAB covers Linf and L2")
     n_all = x.shape[0]
