@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-SETTINGS = ((1, 500), (2, 500), (2, 37), (1, 16))  # (torch threads, batch size)
+SETTINGS = ((1, 500), (2, 500), (2, 50))  # (torch threads, batch size)
 
 
 def measure(n: int, model_dir: Path) -> list[dict]:
