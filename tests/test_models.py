@@ -112,8 +112,15 @@ def test_register_model_rejects_duplicates(monkeypatch):
     assert register_model(tiny_test_net) is tiny_test_net
     assert "tiny_test_net" in list_models()
     assert create_model("tiny_test_net", num_classes=3)(torch.rand(2, 1, 28, 28)).shape == (2, 3)
+    assert register_model(tiny_test_net) is tiny_test_net  # the same definition again (a module re-imported)
+
+    def other():
+        def tiny_test_net(num_classes=10, **kw):  # another definition under the taken name
+            return nn.Identity()
+        return tiny_test_net
+
     with pytest.raises(ValueError, match="already registered"):
-        register_model(tiny_test_net)
+        register_model(other())
 
     def small_cnn(num_classes=10, **kw):
         return nn.Linear(1, num_classes)
