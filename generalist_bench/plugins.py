@@ -55,6 +55,18 @@ def group(kind: str) -> str:
     return f"generalist_bench.{kind}"
 
 
+def once(kind: str):
+    """The loader a registry module keeps: the first call imports the providers of ``kind``; later calls do nothing.
+    The flag lives in the returned function, so it lives and dies with the registry module that holds it."""
+    done: list[bool] = []
+
+    def load_once() -> None:
+        if not done:
+            done.append(True)
+            load(kind)
+    return load_once
+
+
 def ensure(kind: str) -> None:
     """Fill the registry of ``kind`` (each registry calls ``load`` once in its module's lifetime, and keeps that
     flag itself, so that a re-imported registry is filled again)."""

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError, UnknownNameError
-from ..plugins import same_origin
+from ..plugins import once, same_origin
 from .base import sample_seed
 
 
@@ -63,16 +63,8 @@ def register_attack(name: str, *, norms: tuple[str, ...], source: str, descripti
     return deco
 
 
-_filled: list[bool] = []  # whether the providers were imported into this registry (lives and dies with it)
-
-
-def _ensure_registered() -> None:
-    if _filled:
-        return
-    _filled.append(True)
-    from .. import plugins
-
-    plugins.load("attacks")  # the built-in attack modules (AutoAttack's under evaluation/), then installed plugins
+# the built-in attack modules (AutoAttack's under evaluation/), then installed plugins
+_ensure_registered = once("attacks")
 
 
 def normalize_name(name: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UnknownNameError
-from ..plugins import same_origin
+from ..plugins import once, same_origin
 
 
 @dataclass(frozen=True)
@@ -61,16 +61,7 @@ def list_datasets() -> list[str]:
     return sorted(_DATASETS)
 
 
-_filled: list[bool] = []  # whether plugins were loaded into this registry (lives and dies with it)
-
-
-def _load_plugins() -> None:
-    if _filled:
-        return
-    _filled.append(True)
-    from .. import plugins
-
-    plugins.load("datasets")  # installed packages' data sets (entry-point group generalist_bench.datasets)
+_load_plugins = once("datasets")  # installed packages' data sets (entry-point group generalist_bench.datasets)
 
 
 def cache_dir() -> Path:

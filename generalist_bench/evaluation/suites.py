@@ -18,7 +18,7 @@ from typing import Any
 
 from ..attacks.registry import build_attack, get_attack_info, list_attacks, normalize_name
 from ..errors import ConfigError, UnknownNameError
-from ..plugins import same_origin
+from ..plugins import once, same_origin
 from .result import AA_COMPONENTS
 
 PSEUDO = ("natural", "autoattack")
@@ -64,16 +64,7 @@ def _quick(norm: str) -> list[str]:
     return ["natural", "pgd-20"]
 
 
-_filled: list[bool] = []  # whether plugins were loaded into this registry (lives and dies with it)
-
-
-def _load_plugins() -> None:
-    if _filled:
-        return
-    _filled.append(True)
-    from .. import plugins
-
-    plugins.load("suites")  # installed packages' suites (entry-point group generalist_bench.suites)
+_load_plugins = once("suites")  # installed packages' suites (entry-point group generalist_bench.suites)
 
 
 def list_suites() -> list[str]:

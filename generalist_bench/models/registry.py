@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch.nn as nn
 
 from ..errors import UnknownNameError
-from ..plugins import same_origin
+from ..plugins import once, same_origin
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -20,16 +20,7 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
-_filled: list[bool] = []  # whether plugins were loaded into this registry (lives and dies with it)
-
-
-def _load_plugins() -> None:
-    if _filled:
-        return
-    _filled.append(True)
-    from .. import plugins
-
-    plugins.load("models")  # installed packages' architectures (entry-point group generalist_bench.models)
+_load_plugins = once("models")  # installed packages' architectures (entry-point group generalist_bench.models)
 
 
 def list_models() -> list[str]:
