@@ -25,6 +25,16 @@ def normalize_norm(value: Any) -> str:
     raise UnknownNameError("threat model", str(value), NORMS)
 
 
+def eps_arg(text: str) -> float:
+    """``parse_eps`` as an argparse ``type``: a bad value is argparse's one-line usage error."""
+    import argparse
+
+    try:
+        return parse_eps(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"eps must be a number like 0.1 or 8/255, got {text!r}") from None
+
+
 def parse_eps(text: Any) -> float:
     """``"8/255"`` → 8/255, ``"0.1"`` → 0.1, a number → itself; ``ValueError`` (or ``ZeroDivisionError``) otherwise."""
     if isinstance(text, int | float) and not isinstance(text, bool):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .config import Config, list_presets, resolve_config
 from .errors import ConfigError, GeneralistBenchError, UnknownNameError
+from .threat import eps_arg
 
 DEFAULT_FAMILY = "fmnist-smallcnn"
 ALL_TRAINERS = ("standard", "pgd_at", "trades", "generalist")
@@ -94,7 +95,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ext.add_argument("--name", default=None, help="zoo name of the entry (must not exist)")
     ext.add_argument("--dataset", default="fashion_mnist", help="data set (default fashion_mnist)")
     ext.add_argument("--threat-model", default="Linf", help="Linf (default) or L2")
-    ext.add_argument("--eps", type=float, default=None, help="eps (default: the data set's Linf default)")
+    ext.add_argument("--eps", type=eps_arg, default=None, help="eps, e.g. 0.1 or 8/255 (default: the data set's Linf "
+                                                               "default)")
     ext.add_argument("--title", default=None, help="title of the work")
     ext.add_argument("--link", default="", help="paper link")
     ext.add_argument("--authors", default="")

@@ -28,3 +28,10 @@ def test_every_boundary_uses_them():
     assert resolve_config("fmnist-smallcnn-pgd_at", ["threat.eps=8/255"]).threat.eps == parse_eps("8/255")
     assert cli._eps("8/255") == parse_eps("8/255")
     assert card.parse_eps is parse_eps and card.normalize_threat_model is normalize_norm and card.THREAT_MODELS is NORMS
+
+
+def test_submit_takes_a_fractional_eps_like_eval():
+    from generalist_bench.cli import build_subparser
+
+    assert build_subparser("submit").parse_args(["--eps", "8/255"]).eps == 8 / 255
+    assert build_subparser("eval").parse_args(["--eps", "8/255"]).eps == 8 / 255

@@ -17,14 +17,9 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..threat import parse_eps
+from ..threat import eps_arg
 
-
-def _eps(text: str) -> float:
-    try:
-        return parse_eps(text)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"eps must be a number like 0.1 or 8/255, got {text!r}") from None
+_eps = eps_arg
 
 
 def _shard(text: str) -> tuple[int, int]:
