@@ -8,12 +8,14 @@ __all__ = ["Normalize", "create_model", "list_models", "register_model", "model_
 
 
 def model_for_dataset(arch: str, dataset: str, **kwargs):
-    """``create_model`` with the class count, channels and normalisation of ``dataset``."""
+    """``create_model`` with the class count, channels and normalisation of ``dataset``; an architecture whose
+    builder takes ``input_size`` (by name or through ``**kwargs``) also gets the image side."""
     from ..data import get_dataset_info
+    from .registry import accepts
 
     info = get_dataset_info(dataset)
     kw = dict(num_classes=info.num_classes, in_channels=info.shape[0], mean=info.mean, std=info.std)
-    if arch == "small_cnn":
+    if accepts(arch, "input_size"):
         kw["input_size"] = info.shape[1]
     kw.update(kwargs)
     return create_model(arch, **kw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch.nn as nn
@@ -26,6 +27,16 @@ _load_plugins = once("models")  # installed packages' architectures (entry-point
 def list_models() -> list[str]:
     _load_plugins()
     return sorted(_MODELS)
+
+
+def accepts(name: str, parameter: str) -> bool:
+    """Whether architecture ``name``'s builder takes keyword ``parameter`` (by name or through ``**kwargs``)."""
+    if name not in _MODELS:
+        _load_plugins()
+    if name not in _MODELS:
+        raise UnknownNameError("architecture", name, _MODELS)
+    params = inspect.signature(_MODELS[name]).parameters.values()
+    return any(p.name == parameter or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def create_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
