@@ -9,7 +9,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from generalist_bench.evaluation import evaluate, fastpath
-from generalist_bench.evaluation.engine import CountingModel
 from generalist_bench.evaluation.fastpath import ModelRunner, prepacked_copy
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
@@ -199,8 +198,7 @@ def _points(model, n=24):
 
 
 def test_search_is_opt_in_and_its_verdicts_are_confirmed_by_the_exact_model(mlp):
-    runner = ModelRunner(mlp, search_model=_Liar(mlp))
-    counting = CountingModel(runner)
+    runner = counting = ModelRunner(mlp, search_model=_Liar(mlp))  # the model call counts its own passes
     x, y = _points(mlp)
     with torch.no_grad():
         assert torch.equal(counting(x), mlp(x))  # outside a search: the exact model
@@ -216,17 +214,21 @@ def test_search_is_opt_in_and_its_verdicts_are_confirmed_by_the_exact_model(mlp)
         assert torch.equal(fastpath.confirm_fooled(counting, x, y, cand), cand)  # outside: verdicts are exact
     assert runner.report["rejected"] == len(x) and runner.report["confirmed"] == 0
     assert runner.report["search_images"] == len(x)
+    assert counting.counts["forward_calls"] == 4 and counting.counts["forward_images"] == 4 * len(x)  # + confirm
     plain = ModelRunner(mlp)  # compact engine: no search model, search() changes nothing
     with fastpath.search(plain):
         assert not fastpath.is_searching(plain)
     with pytest.raises(RuntimeError), fastpath.search(counting):  # an attack failing inside restores the mode
         raise RuntimeError("attack failed")
     assert not runner.searching
-    from generalist_bench.evaluation.api import model_runner
+    from generalist_bench.attacks.model_call import ModelCall
+    from generalist_bench.evaluation.api import model_call
 
-    assert model_runner(mlp, "fast", "cuda").search_model is None  # the fast engine searches on the CPU only
-    assert model_runner(mlp, "fast", "cpu").search_model is not None
-    assert model_runner(mlp, "compact", "cpu").search_model is None
+    assert model_call(mlp, "fast", "cuda").search_model is None  # the fast engine searches on the CPU only
+    assert model_call(mlp, "fast", "cpu").search_model is not None
+    assert model_call(mlp, "compact", "cpu").search_model is None
+    pya = model_call(mlp, "pyautoattack", "cpu")  # upstream as published: the model's own forward, counted
+    assert type(pya) is ModelCall and not pya.can_search
 
 
 @pytest.mark.parametrize("attack", ["apgd-ce", "apgd-t", "fab-t"])

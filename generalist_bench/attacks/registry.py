@@ -50,7 +50,9 @@ _PGD_RE = re.compile(r"^pgd-?(\d+)$")
 
 def register_attack(name: str, *, norms: tuple[str, ...], source: str, description: str, randomness: str,
                     aliases: tuple[str, ...] = ()):
-    """Decorator for a builder ``fn(*, norm, eps, num_classes, **params) -> attack``."""
+    """Decorator for a builder ``fn(*, norm, eps, num_classes, **params) -> attack``. The attack is called as
+    ``attack(model, x, y, *, indices, seed)`` and returns adversarial pixels in [0, 1]; ``model`` is a
+    ``ModelCall`` (``attacks.model_call``), ``indices`` the points' indices in their split (for per-sample seeding)."""
 
     def deco(fn):
         if name in _ATTACKS and not same_origin(_ATTACKS[name].builder, fn):

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..attacks.model_call import ModelCall
 from ..attacks.registry import build_attack
 from ..errors import ConfigError, GeneralistBenchError, UnknownNameError
 from ..threat import NORMS, normalize_norm  # noqa: F401  (normalize_norm: part of this module's API)
@@ -33,7 +34,7 @@ from .checks import (
     square_check,
     validate_outputs,
 )
-from .engine import CountingModel, EvalState, Runner, prepared
+from .engine import EvalState, Runner, prepared
 from .fastpath import ModelRunner, SearchModel, bf16_native
 from .result import (
     AA_COMPONENTS,
@@ -355,11 +356,11 @@ def run_plan(model: nn.Module, plan: EvalPlan, state: EvalState, *, progress: bo
     """Attack the plan's points, recording per-point results in ``state`` (resumes what it already holds)."""
     spec, device, x, y = plan.spec, plan.device, plan.x, plan.y
     atk = plan.attacks
-    captured = counting = None
+    captured = call = None
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(prepared(model))
-            counting = CountingModel(model_runner(model, spec.engine, device))
+            call = model_call(model, spec.engine, device)
             stack.enter_context(torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]))
             captured = stack.enter_context(capture_autoattack_warnings())
             m = min(spec.batch_size, len(y))
@@ -369,20 +370,20 @@ def run_plan(model: nn.Module, plan: EvalPlan, state: EvalState, *, progress: bo
                 autoattack_precheck(model, x0, y0, atk.atoms, min(9, plan.info.num_classes - 1))
                 state.extra["aa_precheck"] = True
                 state.extra["batch_invariance"] = batch_invariance(model, x0)
-            runner = Runner(counting, x, y, state, attacks=atk.attacks, seed=spec.seed, batch_size=spec.batch_size,
+            runner = Runner(call, x, y, state, attacks=atk.attacks, seed=spec.seed, batch_size=spec.batch_size,
                             device=device, norm=plan.norm, eps=plan.eps, progress=progress, callback=callback)
             runner.run(atk.mode, atk.entries, atk.atoms, AA_COMPONENTS)
             for flag, key, eps in ((spec.check_eps0, "eps0", 0.0), (spec.check_large_eps, "large_eps",
                                                                      LARGE_EPS[plan.norm])):
                 if flag and key not in state.extra:
-                    state.extra[key] = _eps_check(counting, x, y, state.clean, plan.norm, eps, spec.batch_size,
+                    state.extra[key] = _eps_check(call, x, y, state.clean, plan.norm, eps, spec.batch_size,
                                                   device, spec.seed)
             if atk.mode == "cumulative" or "autoattack" in atk.entries:
                 # pyautoattack's Square success-rate check on the cumulative accuracies
                 square_check(_cumulative(state, atk.atoms if atk.mode == "cumulative" else AA_COMPONENTS))
     finally:
-        if counting is not None and isinstance(counting.model, ModelRunner):
-            _add_runner_report(state, counting.model.report)
+        if isinstance(call, ModelRunner):
+            _add_runner_report(state, call.report)
         if captured is not None:
             for msg, c in captured.messages.items():
                 state.aa_messages[msg] = state.aa_messages.get(msg, 0) + c
@@ -477,12 +478,13 @@ def _evaluate_parallel(workers: int, model: nn.Module, kwargs: dict[str, Any], s
     return merged
 
 
-def model_runner(model: nn.Module, engine: str, device: torch.device | str = "cpu") -> nn.Module:
-    """What the attacks call: the model itself for ``pyautoattack`` (upstream as published); for ``compact`` and
-    ``fast`` a ``ModelRunner`` (row chunks, prepacked no-grad passes; ``fast`` on a CPU: plus the search model
-    that the compacting loops search with, every settling verdict confirmed in float32)."""
+def model_call(model: nn.Module, engine: str, device: torch.device | str = "cpu") -> ModelCall:
+    """What the attacks call: for ``pyautoattack`` a plain ``ModelCall`` (the model's own forward, as upstream
+    calls it); for ``compact`` and ``fast`` a ``ModelRunner`` (row chunks, prepacked no-grad passes; ``fast`` on a
+    CPU: plus the search precision that the compacting loops search with, every settling verdict confirmed in
+    float32)."""
     if engine == "pyautoattack":
-        return model
+        return ModelCall(model)
     return ModelRunner(model, search_model=SearchModel(model) if _searches(engine, device) else None)
 
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..attacks.base import model_mode
+from ..attacks.model_call import ModelCall
 from ..errors import ConfigError, GeneralistBenchError
 from ..utils.io import atomic_write_json
 from ..utils.testgate import gate
@@ -31,37 +32,6 @@ from .checks import perturbation_stats
 from .result import decode_flags, decode_ranges, encode_flags, encode_ranges
 
 STATE_FORMAT = "generalist_bench.eval_state/1"
-
-
-# ------------------------------------------------------------------------------------------ model wrapper
-class CountingModel(nn.Module):
-    """Forwards to ``model`` and counts forward passes (calls and images) and backward passes through its
-    outputs (each ``backward``/``autograd.grad`` that reaches the logits counts once)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        self.counts = {"forward_calls": 0, "forward_images": 0, "backward_calls": 0, "backward_images": 0,
-                       "train_mode_forwards": 0}
-        self.training = False  # torchattacks restores the mode it finds on *this* module: it must say eval
-        # (only this flag: .eval() would also switch the wrapped model, before its mode is recorded)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        n = int(x.shape[0])
-        if self.model.training:  # tripwire: every evaluation forward must run in eval mode
-            self.counts["train_mode_forwards"] += 1
-        self.counts["forward_calls"] += 1
-        self.counts["forward_images"] += n
-        if torch.is_tensor(out) and out.requires_grad:
-            def _hook(grad, n=n):
-                self.counts["backward_calls"] += 1
-                self.counts["backward_images"] += n
-            out.register_hook(_hook)
-        return out
-
-    def snapshot(self) -> dict[str, int]:
-        return dict(self.counts)
 
 
 @contextlib.contextmanager
@@ -190,7 +160,7 @@ class Progress:
 
 # ------------------------------------------------------------------------------------------ runner
 class Runner:
-    def __init__(self, model: CountingModel, x: torch.Tensor, y: torch.Tensor, state: EvalState, *, attacks: dict,
+    def __init__(self, model: ModelCall, x: torch.Tensor, y: torch.Tensor, state: EvalState, *, attacks: dict,
                  seed: int, batch_size: int, device: torch.device, norm: str, eps: float, progress: bool,
                  callback: Callable[[dict[str, Any]], None] | None):
         self.model, self.x, self.y, self.state = model, x, y, state

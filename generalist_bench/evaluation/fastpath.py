@@ -46,6 +46,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..attacks.model_call import ModelCall
+
 VERIFY_EVERY = 256
 # A searching row whose margin is below this fraction of its largest |logit| runs on the exact model from then on
 # (``near_boundary``). bfloat16 logits were off by about 0.25-0.55% of that scale on the zoo's SmallCNNs (up to
@@ -187,7 +189,7 @@ class SearchModel(nn.Module):
         if self.dtype not in ("bfloat16", "float32"):
             raise ValueError(f"search dtype {self.dtype!r}: bfloat16 or float32")
         self.model = copy.deepcopy(model).to(memory_format=torch.channels_last).requires_grad_(False)
-        self.training = model.training
+        self.train(model.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
@@ -197,18 +199,17 @@ class SearchModel(nn.Module):
         return out.float()
 
 
-class ModelRunner(nn.Module):
-    """Calls ``model`` on chunks of at most ``chunk_rows`` rows; no-grad calls go through the prepacked copy
-    once it has matched the eager model bit for bit. With a ``search_model`` (the ``fast`` engine), calls made
-    inside ``search(runner)`` go to it instead (CPU inputs only), except the rows of ``exact_rows`` (set by
-    ``escalated``), which stay on the exact model."""
+class ModelRunner(ModelCall):
+    """The ``compact`` and ``fast`` engines' model call: calls ``model`` on chunks of at most ``chunk_rows`` rows;
+    no-grad calls go through the prepacked copy once it has matched the eager model bit for bit. With a
+    ``search_model`` (the ``fast`` engine) it has a search precision: calls made inside ``precision("search")``
+    go to the search model (CPU inputs only), except the rows of ``exact_rows`` (set by ``escalated``), which
+    stay on the exact model."""
 
     def __init__(self, model: nn.Module, *, chunk_rows: int | None = DEFAULT_CHUNK_ROWS, prepack: bool = True,
                  search_model: SearchModel | None = None):
-        super().__init__()
-        self.model = model
+        super().__init__(model)
         self.search_model = search_model
-        self.searching = False
         self.chunk_rows = chunk_rows
         self.fast, self.reason = prepacked_copy(model) if prepack else (None, "disabled")
         self.calls = 0
@@ -221,12 +222,8 @@ class ModelRunner(nn.Module):
                                 "rejected": 0, "escalated_rows": 0, "escalated_images": 0})
 
     @property
-    def training(self) -> bool:  # the wrapped model's mode (the evaluation's train-mode tripwire reads it)
-        return self.model.training
-
-    @training.setter
-    def training(self, mode: bool) -> None:  # nn.Module.train() sets the children's modes as well
-        pass
+    def can_search(self) -> bool:
+        return self.search_model is not None
 
     def _chunks(self, x: torch.Tensor) -> list[torch.Tensor]:
         n = x.shape[0]
@@ -238,7 +235,7 @@ class ModelRunner(nn.Module):
         outs = [fn(p) for p in self._chunks(x)]
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.searching and self.search_model is not None and x.device.type == "cpu" and not self.model.training:
             m = self.exact_rows
             if m is None or not bool(m.any()):
@@ -294,32 +291,17 @@ class ModelRunner(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------ search / verdicts
-def find_runner(model: nn.Module) -> ModelRunner | None:
-    """The ``ModelRunner`` ``model`` is or wraps (through ``.model`` attributes, e.g. the counting wrapper)."""
-    seen = 0
-    while model is not None and not isinstance(model, ModelRunner) and seen < 8:
-        model, seen = getattr(model, "model", None), seen + 1
-    return model if isinstance(model, ModelRunner) else None
-
-
 def _searcher(model: nn.Module) -> ModelRunner | None:
-    r = find_runner(model)
-    return r if r is not None and r.search_model is not None else None
+    """``model`` if it is a model call with a search precision (the ``fast`` engine's), else None."""
+    return model if isinstance(model, ModelRunner) and model.search_model is not None else None
 
 
-@contextlib.contextmanager
-def search(model: nn.Module, on: bool = True) -> Iterator[None]:
-    """Inside: calls of ``model`` go to the runner's search model (``on``) or to the exact model (``on=False``).
-    A no-op for models without a search model (every engine but ``fast``)."""
-    r = _searcher(model)
-    if r is None:
-        yield
-        return
-    old, r.searching = r.searching, on
-    try:
-        yield
-    finally:
-        r.searching = old
+def search(model: nn.Module, on: bool = True) -> contextlib.AbstractContextManager[None]:
+    """Inside: calls of ``model`` use its search precision (``on``) or the exact model (``on=False``). A no-op for
+    a model call without a search precision (every engine but ``fast``) and for a plain module."""
+    if isinstance(model, ModelCall):
+        return model.precision("search" if on else "exact")
+    return contextlib.nullcontext()
 
 
 def exact(model: nn.Module):
@@ -367,8 +349,7 @@ def near_boundary(model: nn.Module, logits: torch.Tensor, y: torch.Tensor) -> to
 
 
 def is_searching(model: nn.Module) -> bool:
-    r = _searcher(model)
-    return bool(r is not None and r.searching)
+    return isinstance(model, ModelCall) and model.searching
 
 
 def confirm_fooled(model: nn.Module, x: torch.Tensor, y: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
