@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from .config import get_preset
+from .presets import get_preset
 from .trainers.engine import Engine
 from .utils.env import hardware, library_versions
 

@@ -15,7 +15,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,6 @@ from typing import Any
 from .errors import ConfigError, UnknownNameError
 from .threat import NORMS, parse_eps
 
-OBJECTIVES = ("standard", "pgd_at", "trades")
-TRAINERS = ("standard", "pgd_at", "trades", "generalist")
 AUGMENTS = ("none", "flip", "crop", "crop_flip")
 BN_MODES = ("eval", "train")
 EMA_MODES = ("per_learner", "mixed")
@@ -177,6 +175,7 @@ def _choice(kind: str, value: str, valid: Sequence[str]) -> None:
 def validate(cfg: Config) -> None:
     from .data import get_dataset_info
     from .models import list_models
+    from .trainers.registry import OBJECTIVES, trainable
 
     get_dataset_info(cfg.data.dataset)
     _choice("architecture", cfg.model.arch, list_models())
@@ -184,7 +183,7 @@ def validate(cfg: Config) -> None:
     if not (0.0 <= cfg.threat.eps <= 1.0) or math.isnan(cfg.threat.eps):
         raise ConfigError(f"threat.eps must be in [0, 1] (pixel units), got {cfg.threat.eps}")
     t = cfg.train
-    _choice("trainer", t.trainer, TRAINERS)
+    _choice("trainer", t.trainer, trainable())
     _choice("amp mode", t.amp, AMP_MODES)
     for name, v in (("epochs", t.epochs), ("batch_size", t.batch_size)):
         if v < 1:
@@ -197,7 +196,7 @@ def validate(cfg: Config) -> None:
     if len(set(names)) != len(names):
         raise ConfigError(f"learner names must be unique, got {names}")
     for ln in t.learners:
-        _choice("objective", ln.objective, OBJECTIVES)
+        _choice("objective", ln.objective, OBJECTIVES.names())
         _choice("augmentation", ln.augment, AUGMENTS)
         a = ln.attack
         _choice("norm", a.norm or cfg.threat.norm, NORMS)
@@ -433,7 +432,7 @@ def _split_override(text: str) -> tuple[str, str]:
 CONFIG_SUFFIXES = (".toml", ".yaml", ".yml", ".json")  # .json: the resolved config.json saved beside outputs
 
 
-def _read_file(path: str | Path) -> dict[str, Any]:
+def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
@@ -456,19 +455,6 @@ def _read_file(path: str | Path) -> dict[str, Any]:
     return dict(data)
 
 
-def merge_file(cfg: Config, path: str | Path) -> Config:
-    """Merge a TOML/YAML file over ``cfg``; a top-level ``preset = "NAME"`` replaces ``cfg`` by that preset."""
-    data = _read_file(path)
-    if "preset" in data:
-        cfg = get_preset(data.pop("preset"))
-    return merge_dict(cfg, data)
-
-
-def load_config_file(path: str | Path) -> Config:
-    """A TOML or YAML file. ``preset = "NAME"`` at the top starts from that preset; other keys override."""
-    return merge_file(Config(), path).validate()
-
-
 def save_config(cfg: Config, path: str | Path) -> Path:
     from .utils.io import atomic_write_json
 
@@ -479,50 +465,5 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     return from_dict(Config, data)
 
 
-# ------------------------------------------------------------------------------------------ presets
-_PRESETS: dict[str, Callable[[], Config]] = {}
-
-
-def register_preset(name: str):
-    def deco(fn: Callable[[], Config]) -> Callable[[], Config]:
-        if name in _PRESETS:
-            raise ValueError(f"preset {name!r} already registered")
-        _PRESETS[name] = fn
-        return fn
-    return deco
-
-
-def list_presets() -> list[str]:
-    from . import presets  # noqa: F401  (registration)
-
-    return sorted(_PRESETS)
-
-
-def get_preset(name: str) -> Config:
-    from . import presets  # noqa: F401  (registration)
-
-    if name not in _PRESETS:
-        raise UnknownNameError("preset", name, _PRESETS)
-    return _PRESETS[name]()
-
-
-def resolve_config(preset_or_config: str | Config | Path | None = None, overrides=None,
-                   config_file: str | Path | None = None) -> Config:
-    """preset defaults → file → overrides, validated. A str ending in .toml/.yaml/.yml/.json is read as a file."""
-    if isinstance(preset_or_config, Config):
-        cfg = preset_or_config
-    elif isinstance(preset_or_config, Path) or (isinstance(preset_or_config, str)
-                                                and Path(preset_or_config).suffix in CONFIG_SUFFIXES):
-        cfg = merge_file(Config(), preset_or_config)
-    else:
-        cfg = get_preset(preset_or_config or DEFAULT_PRESET)
-    if config_file:
-        cfg = merge_file(cfg, config_file)
-    if overrides:
-        cfg = apply_overrides(cfg, overrides)
-    return cfg.validate()
-
-
-DEFAULT_PRESET = "fmnist-smallcnn-generalist"
 
 __all__ = [name for name in dir() if not name.startswith("_") and name not in ("annotations",)]

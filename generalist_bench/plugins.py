@@ -31,56 +31,38 @@ _plugins: dict[str, dict[str, str]] = {k: {} for k in KINDS}
 _added: dict[str, dict[str, list[str]]] = {k: {} for k in KINDS}  # plugin → the names it registered
 
 
+_REGISTRIES = {"attacks": ("generalist_bench.attacks.registry", "ATTACKS"),
+               "models": ("generalist_bench.models.registry", "MODELS"),
+               "datasets": ("generalist_bench.data.registry", "DATASETS"),
+               "suites": ("generalist_bench.evaluation.suites", "SUITES")}
+
+
+def registry(kind: str):
+    """The ``Registry`` that holds ``kind``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown registry kind {kind!r}; kinds: {', '.join(KINDS)}")
+    module, attr = _REGISTRIES[kind]
+    return getattr(importlib.import_module(module), attr)
+
+
 def registered(kind: str) -> list[str]:
     """The names registered for ``kind`` so far (without loading anything)."""
-    if kind == "attacks":
-        from .attacks.registry import _ATTACKS as reg
-    elif kind == "models":
-        from .models.registry import _MODELS as reg
-    elif kind == "datasets":
-        from .data.registry import _DATASETS as reg
-    else:
-        from .evaluation.suites import _SUITES as reg
-    return sorted(reg)
-
-
-def same_origin(a: object, b: object) -> bool:
-    """Whether two registered objects are the same definition: a module imported again re-registers its names,
-    which replaces the entries; another definition under a taken name stays an error."""
-    return (getattr(a, "__module__", None), getattr(a, "__qualname__", None)) == \
-        (getattr(b, "__module__", None), getattr(b, "__qualname__", None))
+    return registry(kind).names(fill=False)
 
 
 def group(kind: str) -> str:
     return f"generalist_bench.{kind}"
 
 
-def once(kind: str):
-    """The loader a registry module keeps: the first call imports the providers of ``kind``; later calls do nothing.
-    The flag lives in the returned function, so it lives and dies with the registry module that holds it."""
-    done: list[bool] = []
-
-    def load_once() -> None:
-        if not done:
-            done.append(True)
-            load(kind)
-    return load_once
+def filler(kind: str):
+    """The ``fill`` function of the registry of ``kind``: imports its providers when the registry is first used (the
+    once-only flag is the registry's own, so it lives and dies with the registry module that holds it)."""
+    return lambda: load(kind)
 
 
 def ensure(kind: str) -> None:
-    """Fill the registry of ``kind`` (each registry calls ``load`` once in its module's lifetime, and keeps that
-    flag itself, so that a re-imported registry is filled again)."""
-    if kind == "attacks":
-        from .attacks.registry import _ensure_registered as fill
-    elif kind == "models":
-        from .models.registry import _load_plugins as fill
-    elif kind == "datasets":
-        from .data.registry import _load_plugins as fill
-    elif kind == "suites":
-        from .evaluation.suites import _load_plugins as fill
-    else:
-        raise ValueError(f"unknown registry kind {kind!r}; kinds: {', '.join(KINDS)}")
-    fill()
+    """Fill the registry of ``kind`` (once in its lifetime)."""
+    registry(kind).fill()
 
 
 def load(kind: str) -> None:

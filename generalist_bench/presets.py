@@ -12,9 +12,12 @@ natural learner and the merge.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from .config import (
+    CONFIG_SUFFIXES,
     AttackConfig,
     Config,
     DataConfig,
@@ -25,8 +28,64 @@ from .config import (
     SelectionConfig,
     ThreatModel,
     TrainConfig,
-    register_preset,
+    apply_overrides,
+    merge_dict,
+    read_config_file,
 )
+from .registry import Registry
+
+# ------------------------------------------------------------------------------------------ the registry
+PRESETS: Registry[Callable[[], Config]] = Registry("preset")  # name → a function returning its Config
+DEFAULT_PRESET = "fmnist-smallcnn-generalist"
+
+
+def register_preset(name: str):
+    def deco(fn: Callable[[], Config]) -> Callable[[], Config]:
+        if name in PRESETS.names(fill=False):
+            raise ValueError(f"preset {name!r} already registered")
+        return PRESETS.register(name, fn)
+    return deco
+
+
+def list_presets() -> list[str]:
+    return PRESETS.names()
+
+
+def get_preset(name: str) -> Config:
+    return PRESETS.get(name)()
+
+
+def merge_file(cfg: Config, path: str | Path) -> Config:
+    """Merge a TOML/YAML file over ``cfg``; a top-level ``preset = "NAME"`` replaces ``cfg`` by that preset."""
+    data = read_config_file(path)
+    if "preset" in data:
+        cfg = get_preset(data.pop("preset"))
+    return merge_dict(cfg, data)
+
+
+def load_config_file(path: str | Path) -> Config:
+    """A TOML or YAML file. ``preset = "NAME"`` at the top starts from that preset; other keys override."""
+    return merge_file(Config(), path).validate()
+
+
+def resolve_config(preset_or_config: str | Config | Path | None = None, overrides=None,
+                   config_file: str | Path | None = None) -> Config:
+    """preset defaults → file → overrides, validated. A str ending in .toml/.yaml/.yml/.json is read as a file."""
+    if isinstance(preset_or_config, Config):
+        cfg = preset_or_config
+    elif isinstance(preset_or_config, Path) or (isinstance(preset_or_config, str)
+                                                and Path(preset_or_config).suffix in CONFIG_SUFFIXES):
+        cfg = merge_file(Config(), preset_or_config)
+    else:
+        cfg = get_preset(preset_or_config or DEFAULT_PRESET)
+    if config_file:
+        cfg = merge_file(cfg, config_file)
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
+    return cfg.validate()
+
+
+# ------------------------------------------------------------------------------------------ the presets
 
 PAPER_LR = ((0.0, 1.0), (1 / 3, 1.0), (2 / 3, 0.1), (1.0, 0.01))
 GAMMA_ADV = ((0.0, 1.0), (2 / 3, 1.0), (1.0, 0.4))   # γ_adv(t): 1 until 2/3, linear to 0.4 at the end

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .config import list_presets, resolve_config
+from .presets import list_presets, resolve_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

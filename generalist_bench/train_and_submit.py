@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, list_presets, resolve_config
+from .config import Config
 from .errors import ConfigError, GeneralistBenchError, UnknownNameError
+from .presets import list_presets, resolve_config
 from .threat import eps_arg
 
 DEFAULT_FAMILY = "fmnist-smallcnn"

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import resolve_config
 from .data.splits import split_locked
 from .errors import ConfigError
+from .presets import resolve_config
 from .utils.io import atomic_write_text
 
 TUNE_BUDGET: dict[str, Any] = {

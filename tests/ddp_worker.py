@@ -8,7 +8,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from generalist_bench.config import get_preset
+from generalist_bench.presets import get_preset
 from generalist_bench.trainers import Engine
 
 

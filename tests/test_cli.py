@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from generalist_bench.cli import SUBCOMMANDS, main
-from generalist_bench.config import get_preset, list_presets
+from generalist_bench.presets import get_preset, list_presets
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("train", "eval", "submit", "leaderboard", "zoo", "presets")

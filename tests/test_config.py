@@ -7,19 +7,17 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from generalist_bench.config import (
-    Config,
-    apply_overrides,
-    config_from_dict,
+from generalist_bench.config import Config, apply_overrides, config_from_dict, interp_schedule, save_config
+from generalist_bench.errors import ConfigError, UnknownNameError
+from generalist_bench.presets import (
+    GAMMA_ADV,
+    GAMMA_NAT,
+    PAPER_LR,
     get_preset,
-    interp_schedule,
     list_presets,
     load_config_file,
     resolve_config,
-    save_config,
 )
-from generalist_bench.errors import ConfigError, UnknownNameError
-from generalist_bench.presets import GAMMA_ADV, GAMMA_NAT, PAPER_LR
 
 BASE = "fmnist-smallcnn-pgd_at"
 

@@ -390,7 +390,7 @@ def test_bad_arguments(mlp, kwargs, error, match):
 
 def test_violated_invariant_is_loud(mlp):
     """An attack that leaves the eps-ball is caught: a warning, ``sanity.ok`` False, or an error with strict."""
-    from generalist_bench.attacks.registry import _ATTACKS, register_attack
+    from generalist_bench.attacks.registry import ATTACKS, register_attack
     from generalist_bench.evaluation import SanityCheckError
 
     class Cheat:
@@ -409,7 +409,7 @@ def test_violated_invariant_is_loud(mlp):
         with pytest.raises(SanityCheckError, match="outside the Linf ball"):
             evaluate(mlp, eps=EPS, attacks="test-cheat", n_examples=8, batch_size=8, progress=False, strict=True)
     finally:
-        del _ATTACKS["test-cheat"]
+        ATTACKS.unregister("test-cheat")
 
 
 def test_half_precision_model_is_refused(mlp):

@@ -219,13 +219,13 @@ def test_committed_leaderboard_is_up_to_date():
     tables = group_rows(rows)
     assert tables, "no rows at all"
     from generalist_bench.leaderboard import seeds
-    from generalist_bench.leaderboard.render import TRAINER_TITLES, _cards_by_table, _dict_csv
+    from generalist_bench.leaderboard.render import _cards_by_table, _dict_csv
 
     cards = _cards_by_table(REPO / "model_zoo", True)
     for key, trows in tables.items():
         slug = table_slug(key)
         stats, pairs = seeds.method_stats(cards.get(key, [])), seeds.paired(cards.get(key, []))
-        lines = seeds.markdown(stats, pairs, TRAINER_TITLES)
+        lines = seeds.markdown(stats, pairs)
         assert (out / f"{slug}.md").read_text() == to_markdown(key, trows, slug, lines), f"regenerate {slug}.md"
         assert (out / f"{slug}.csv").read_text() == to_csv(trows), f"regenerate {slug}.csv"
         if stats:
@@ -298,5 +298,5 @@ def test_methods_over_seeds_and_paired_mcnemar():
     pooled = pairs[("pgd_at", None, "robust")]
     assert (pooled.a_only, pooled.b_only, pooled.seeds) == (3, 0, (0, 1)) and pooled.p_value == pytest.approx(0.25)
     assert pairs[("trades", 0, "clean")].note == "different points" and pairs[("trades", 0, "clean")].p_value is None
-    md = "\n".join(seeds.markdown(seeds.method_stats(cards), seeds.paired(cards), {}))
-    assert "| generalist | 2 | 95.00 ± 7.07 |" in md and "not comparable: different points" in md
+    md = "\n".join(seeds.markdown(seeds.method_stats(cards), seeds.paired(cards)))
+    assert "| Generalist | 2 | 95.00 ± 7.07 |" in md and "not comparable: different points" in md

@@ -104,7 +104,8 @@ def test_state_dict_loads_into_a_fresh_model():
 
 
 def test_register_model_rejects_duplicates(monkeypatch):
-    monkeypatch.setattr(model_registry, "_MODELS", dict(model_registry._MODELS))  # leave the real registry alone
+    # leave the real registry alone
+    monkeypatch.setattr(model_registry.MODELS, "_entries", dict(model_registry.MODELS._entries))
 
     def tiny_test_net(num_classes=10, in_channels=1, mean=None, std=None):
         return nn.Sequential(Normalize((0.5,), (0.5,)), nn.Flatten(), nn.Linear(784, num_classes))
@@ -130,7 +131,7 @@ def test_register_model_rejects_duplicates(monkeypatch):
 
 
 def test_create_model_checks_state_dict_keys(monkeypatch):
-    monkeypatch.setattr(model_registry, "_MODELS", dict(model_registry._MODELS))
+    monkeypatch.setattr(model_registry.MODELS, "_entries", dict(model_registry.MODELS._entries))
 
     class Wrapped(nn.Module):
         def __init__(self, num_classes=10):

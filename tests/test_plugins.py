@@ -247,7 +247,7 @@ def test_a_broken_plugin_does_not_break_the_built_ins(site):
 
 
 def test_a_module_imported_again_re_registers_but_a_second_definition_is_refused():
-    from generalist_bench.attacks.registry import _ATTACKS, register_attack
+    from generalist_bench.attacks.registry import ATTACKS, register_attack
 
     def make():
         def builder(*, norm, eps, num_classes):
@@ -258,7 +258,7 @@ def test_a_module_imported_again_re_registers_but_a_second_definition_is_refused
     try:
         register_attack("origin-test", norms=("Linf",), source="t", description="", randomness="")(first)
         register_attack("origin-test", norms=("Linf",), source="t", description="", randomness="")(again)
-        assert _ATTACKS["origin-test"].builder is again
+        assert ATTACKS.get("origin-test").builder is again
 
         def builder(*, norm, eps, num_classes):  # another definition under the taken name
             return None
@@ -266,4 +266,4 @@ def test_a_module_imported_again_re_registers_but_a_second_definition_is_refused
         with pytest.raises(ValueError, match="already registered"):
             register_attack("origin-test", norms=("Linf",), source="t", description="", randomness="")(builder)
     finally:
-        _ATTACKS.pop("origin-test", None)
+        ATTACKS.unregister("origin-test")

@@ -106,7 +106,7 @@ def test_robustbench_names_are_never_replaced(tmp_path, rb):
 def test_register_zoo_cifar100(tmp_path, rb):
     from test_zoo_helpers import COMMIT, VERSIONS, eval_result
 
-    from generalist_bench.config import get_preset
+    from generalist_bench.presets import get_preset
     from generalist_bench.zoo.card import make_card
 
     cfg = get_preset("cifar10-resnet18-trades").with_overrides(["data.dataset=cifar100", "model.arch=small_cnn"])

@@ -21,8 +21,8 @@ def test_parse_eps_and_norms():
 
 
 def test_every_boundary_uses_them():
-    from generalist_bench.config import resolve_config
     from generalist_bench.evaluation import cli
+    from generalist_bench.presets import resolve_config
     from generalist_bench.zoo import card
 
     assert resolve_config("fmnist-smallcnn-pgd_at", ["threat.eps=8/255"]).threat.eps == parse_eps("8/255")

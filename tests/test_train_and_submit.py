@@ -64,7 +64,7 @@ def test_quick_submission_end_to_end(dirs, capsys):
 
 
 def test_quick_profile_adjusts_every_trainer():
-    from generalist_bench.config import get_preset
+    from generalist_bench.presets import get_preset
 
     for trainer in tas.ALL_TRAINERS:
         cfg = tas.QUICK.apply(get_preset(f"fmnist-smallcnn-{trainer}")).validate()

@@ -10,8 +10,9 @@ import torch
 import torch.nn as nn
 
 from generalist_bench.attacks import PGD
-from generalist_bench.config import MergeConfig, get_preset, interp_schedule
+from generalist_bench.config import MergeConfig, interp_schedule
 from generalist_bench.errors import ConfigError, TrainingDivergedError, UnknownNameError
+from generalist_bench.presets import get_preset
 from generalist_bench.trainers import Engine, GlobalLearner, mixing_weights, naive_merge, redistribution_epochs
 from generalist_bench.trainers import engine as engine_mod
 from generalist_bench.trainers.augment import crop, flip
@@ -310,7 +311,7 @@ def test_presets_redistribute_before_the_natural_learner_is_mixed_in(preset):
 def test_multinorm_generalist_trains_from_the_config_file_alone(tmp_path):
     from pathlib import Path
 
-    from generalist_bench.config import resolve_config
+    from generalist_bench.presets import resolve_config
 
     path = Path(__file__).resolve().parents[1] / "configs" / "fmnist-multinorm-generalist.toml"
     cfg = resolve_config(path, [*TINY, "train.epochs=2", "train.merge.warmup_epochs=1"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from generalist_bench.config import get_preset
+from generalist_bench.presets import get_preset
 from generalist_bench.trainers import Engine
 from generalist_bench.trainers.validation import validate
 

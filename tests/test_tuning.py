@@ -56,7 +56,7 @@ def test_generalist_trials_need_the_winners_and_take_their_optimisers(tmp_path):
     assert ov["train.learners.1.optim.lr"] == 0.02 and ov["train.learners.1.optim.lr_schedule"] == T.LINEAR
     assert ov["train.learners.0.lr_from"] is None  # its own optimiser and schedule
     assert ov["train.learners.0.mix_schedule"][-1] == (1.0, 0.6)
-    from generalist_bench.config import resolve_config
+    from generalist_bench.presets import resolve_config
 
     cfg = resolve_config(g.preset, ov)  # a valid config
     assert cfg.train.merge.warmup_epochs == 5 and cfg.train.merge.redistribute_every == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from generalist_bench.config import get_preset
+from generalist_bench.presets import get_preset
 from generalist_bench.zoo.card import ModelCard, make_card
 
 VERSIONS = {"generalist-bench": "0.1.0", "torch": "2.14.1", "torchvision": "0.29.1", "torchattacks": "3.5.1",

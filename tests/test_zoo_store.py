@@ -192,8 +192,8 @@ def test_card_from_a_real_evaluation(tmp_path):
     evaluation = pytest.importorskip("generalist_bench.evaluation")
     from test_zoo_helpers import COMMIT, VERSIONS
 
-    from generalist_bench.config import get_preset
     from generalist_bench.leaderboard.rows import rows_from_zoo
+    from generalist_bench.presets import get_preset
     from generalist_bench.zoo.card import make_card
 
     threads = torch.get_num_threads()

@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError, UnknownNameError
-from ..plugins import once, same_origin
+from ..plugins import filler
+from ..registry import Registry
 from .base import sample_seed
 
 
@@ -43,7 +44,8 @@ class AttackInfo:
     randomness: str      # how the attack's random numbers are drawn (per-sample statement)
 
 
-_ATTACKS: dict[str, AttackInfo] = {}
+# the built-in attack modules (AutoAttack's under evaluation/), then installed plugins
+ATTACKS: Registry[AttackInfo] = Registry("attack", fill=filler("attacks"), origin=lambda info: info.builder)
 _ALIASES: dict[str, str] = {}
 _PGD_RE = re.compile(r"^pgd-?(\d+)$")
 
@@ -55,18 +57,12 @@ def register_attack(name: str, *, norms: tuple[str, ...], source: str, descripti
     ``ModelCall`` (``attacks.model_call``), ``indices`` the points' indices in their split (for per-sample seeding)."""
 
     def deco(fn):
-        if name in _ATTACKS and not same_origin(_ATTACKS[name].builder, fn):
-            raise ValueError(f"attack {name!r} is already registered")
-        _ATTACKS[name] = AttackInfo(name, fn, norms, source, description, randomness)
+        ATTACKS.register(name, AttackInfo(name, fn, norms, source, description, randomness))
         for a in aliases:
             _ALIASES[a] = name
         return fn
 
     return deco
-
-
-# the built-in attack modules (AutoAttack's under evaluation/), then installed plugins
-_ensure_registered = once("attacks")
 
 
 def normalize_name(name: str) -> str:
@@ -80,20 +76,18 @@ def normalize_name(name: str) -> str:
 
 
 def list_attacks() -> list[str]:
-    _ensure_registered()
-    return sorted(n for n in _ATTACKS if n != "pgd-k") + ["pgd-<k>"]
+    return [n for n in ATTACKS.names() if n != "pgd-k"] + ["pgd-<k>"]
 
 
 def get_attack_info(name: str) -> AttackInfo:
-    _ensure_registered()
     key = normalize_name(name)
-    if key in _ATTACKS:
-        return _ATTACKS[key]
+    if key in ATTACKS:
+        return ATTACKS.get(key)
     m = _PGD_RE.match(key)
     if m and int(m.group(1)) > 0:
-        base = _ATTACKS["pgd-k"]
+        base = ATTACKS.get("pgd-k")
         return AttackInfo(key, base.builder, base.norms, base.source, base.description, base.randomness)
-    raise UnknownNameError("attack", str(name), [n for n in _ATTACKS if n != "pgd-k"] + ["pgd-<k>"])
+    raise UnknownNameError("attack", str(name), list_attacks())
 
 
 def build_attack(name: str, *, norm: str, eps: float, num_classes: int = 10,

@@ -79,8 +79,10 @@ def load_cifar100(data_dir=None, download=None, verify=True) -> RawData:
 CIFAR10 = register_dataset(DatasetInfo(
     name="cifar10", num_classes=10, shape=(3, 32, 32), mean=(0.4914, 0.4822, 0.4465), std=(0.2471, 0.2435, 0.2616),
     default_eps_linf=8 / 255, loader=load_cifar10, robustbench_name="cifar10",
-    classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")))
+    classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")),
+    title="CIFAR-10")
 
 CIFAR100 = register_dataset(DatasetInfo(
     name="cifar100", num_classes=100, shape=(3, 32, 32), mean=(0.5071, 0.4865, 0.4409),
-    std=(0.2673, 0.2564, 0.2762), default_eps_linf=8 / 255, loader=load_cifar100, robustbench_name="cifar100"))
+    std=(0.2673, 0.2564, 0.2762), default_eps_linf=8 / 255, loader=load_cifar100, robustbench_name="cifar100"),
+    title="CIFAR-100")

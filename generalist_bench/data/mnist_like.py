@@ -112,9 +112,9 @@ FASHION_MNIST = register_dataset(DatasetInfo(
     name="fashion_mnist", num_classes=10, shape=(1, 28, 28), mean=(0.2860,), std=(0.3530,),
     default_eps_linf=0.1, loader=load_fashion_mnist,
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-             "Ankle boot")))
+             "Ankle boot")), title="Fashion-MNIST")
 
 MNIST = register_dataset(DatasetInfo(
     name="mnist", num_classes=10, shape=(1, 28, 28), mean=(0.1307,), std=(0.3081,), default_eps_linf=0.3,
-    loader=load_mnist, classes=tuple(str(i) for i in range(10))))
+    loader=load_mnist, classes=tuple(str(i) for i in range(10))), title="MNIST")
 

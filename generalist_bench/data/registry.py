@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UnknownNameError
-from ..plugins import once, same_origin
+from ..plugins import filler
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -37,31 +37,21 @@ class DatasetInfo:
     robustbench_name: str | None = None  # name of the data set in robustbench's BenchmarkDataset, if any
 
 
-_DATASETS: dict[str, DatasetInfo] = {}
+# this package's data sets, then installed packages' (entry-point group generalist_bench.datasets)
+DATASETS: Registry[DatasetInfo] = Registry("dataset", fill=filler("datasets"), origin=lambda info: info.loader)
 
 
-def register_dataset(info: DatasetInfo) -> DatasetInfo:
-    if info.name in _DATASETS and not same_origin(_DATASETS[info.name].loader, info.loader):
-        raise ValueError(f"dataset {info.name!r} is already registered")
-    _DATASETS[info.name] = info
-    return info
+def register_dataset(info: DatasetInfo, *, title: str | None = None) -> DatasetInfo:
+    """Register ``info`` under ``info.name``; ``title`` is its display name ("Fashion-MNIST")."""
+    return DATASETS.register(info.name, info, title=title)
 
 
 def get_dataset_info(name: str) -> DatasetInfo:
-    key = str(getattr(name, "value", name)).lower().replace("-", "_")
-    if key not in _DATASETS:
-        _load_plugins()
-    if key not in _DATASETS:
-        raise UnknownNameError("dataset", str(name), _DATASETS)
-    return _DATASETS[key]
+    return DATASETS.get(str(getattr(name, "value", name)).lower().replace("-", "_"))
 
 
 def list_datasets() -> list[str]:
-    _load_plugins()
-    return sorted(_DATASETS)
-
-
-_load_plugins = once("datasets")  # installed packages' data sets (entry-point group generalist_bench.datasets)
+    return DATASETS.names()
 
 
 def cache_dir() -> Path:

@@ -51,4 +51,4 @@ def load_svhn(data_dir=None, download=None, verify=True) -> RawData:
 
 SVHN = register_dataset(DatasetInfo(
     name="svhn", num_classes=10, shape=(3, 32, 32), mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970),
-    default_eps_linf=8 / 255, loader=load_svhn, classes=tuple(str(i) for i in range(10))))
+    default_eps_linf=8 / 255, loader=load_svhn, classes=tuple(str(i) for i in range(10))), title="SVHN")

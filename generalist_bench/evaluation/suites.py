@@ -18,7 +18,8 @@ from typing import Any
 
 from ..attacks.registry import build_attack, get_attack_info, list_attacks, normalize_name
 from ..errors import ConfigError, UnknownNameError
-from ..plugins import once, same_origin
+from ..plugins import filler
+from ..registry import Registry
 from .result import AA_COMPONENTS
 
 PSEUDO = ("natural", "autoattack")
@@ -34,14 +35,13 @@ class SuiteInfo:
     description: str = ""
 
 
-_SUITES: dict[str, SuiteInfo] = {}
+# this module's suites, then installed packages' (entry-point group generalist_bench.suites)
+SUITES: Registry[SuiteInfo] = Registry("suite", fill=filler("suites"), origin=lambda info: info.attacks)
 
 
 def register_suite(name: str, mode: str, description: str):
     def deco(fn: Callable[[str], list[str]]):
-        if name in _SUITES and not same_origin(_SUITES[name].attacks, fn):
-            raise ValueError(f"suite {name!r} is already registered")
-        _SUITES[name] = SuiteInfo(name, mode, fn, description)
+        SUITES.register(name, SuiteInfo(name, mode, fn, description))
         return fn
     return deco
 
@@ -64,12 +64,8 @@ def _quick(norm: str) -> list[str]:
     return ["natural", "pgd-20"]
 
 
-_load_plugins = once("suites")  # installed packages' suites (entry-point group generalist_bench.suites)
-
-
 def list_suites() -> list[str]:
-    _load_plugins()
-    return sorted(_SUITES)
+    return SUITES.names()
 
 
 def valid_attack_names() -> list[str]:
@@ -137,11 +133,7 @@ def resolve_plan(suite: str | None, attacks: str | Sequence[Any] | None, *, norm
                 entries.append(name)
     else:
         suite_name = str(suite or "autoattack").lower()
-        if suite_name not in _SUITES:
-            _load_plugins()
-        if suite_name not in _SUITES:
-            raise UnknownNameError("suite", suite_name, _SUITES)
-        info = _SUITES[suite_name]
+        info = SUITES.get(suite_name)
         mode, entries = info.mode, info.attacks(norm)
         if suite_name == "paper" and norm != "Linf":
             skipped.append("mim (torchattacks' MI-FGSM is Linf-only)")

@@ -17,8 +17,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..registry import title as display_title
+from ..registry import trainer_style
 from ..utils.io import atomic_write_bytes, atomic_write_text, file_lock
-from ..zoo.card import TRAINER_TITLES
 from . import seeds
 from .rows import (
     LITERATURE,
@@ -156,10 +157,12 @@ def to_csv(rows: Sequence[Row]) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- PNG
-TRAINER_STYLE = {  # display trainer → (colour, marker)
-    "Generalist": ("#d62728", "*"), "PGD-AT": ("#1f77b4", "o"), "TRADES": ("#2ca02c", "s"),
-    "Standard": ("#7f7f7f", "D"),
-}
+UNSTYLED = ("#9467bd", "^")  # a trainer registered without a plot style
+
+
+def _style(trainer: str) -> tuple[str, str]:
+    st = trainer_style(trainer)
+    return (st.colour, st.marker) if st is not None else UNSTYLED
 
 
 def _place_labels(fig, ax, points: list[tuple[float, float, str]]) -> None:
@@ -192,7 +195,7 @@ def to_png(key: tuple[str, str, str], rows: Sequence[Row], stats: Sequence = ())
     labels = []
     for rank, r in plotted:
         lit = r.source == LITERATURE
-        colour, marker = TRAINER_STYLE.get(r.trainer, ("#9467bd", "^"))
+        colour, marker = _style(r.trainer)
         if lit:
             colour, marker = "#555555", "o"
         (clo, chi), (alo, ahi) = r.clean.ci, r.autoattack.ci
@@ -209,8 +212,8 @@ def to_png(key: tuple[str, str, str], rows: Sequence[Row], stats: Sequence = ())
     for m in stats:  # each method's mean over its seeds, ± one standard deviation, where it has several seeds
         if len(m.seeds) < 2:
             continue
-        title = TRAINER_TITLES.get(m.trainer, m.trainer)
-        colour, _ = TRAINER_STYLE.get(title, ("#9467bd", "^"))
+        title = display_title("trainer", m.trainer)
+        colour, _ = _style(m.trainer)
         (cm, cs), (rm, rs) = m.clean_mean_std, m.robust_mean_std
         ax.errorbar(cm, rm, xerr=cs, yerr=rs, fmt="P", ms=11, color=colour, mec="black", capsize=4, lw=1.6,
                     label=f"{title}: mean ± std over {len(m.seeds)} seeds", zorder=4)
@@ -434,7 +437,7 @@ def render_leaderboard(model_dir: str | os.PathLike = "model_zoo", out_dir: str 
             slug = table_slug(key)
             stats, pairs = seeds.method_stats(cards.get(key, [])), seeds.paired(cards.get(key, []))
             image = to_png(key, trows, stats) if png else None
-            lines = seeds.markdown(stats, pairs, TRAINER_TITLES)
+            lines = seeds.markdown(stats, pairs)
             written.append(atomic_write_text(out / f"{slug}.md", to_markdown(key, trows, slug, lines)))
             written.append(atomic_write_text(out / f"{slug}.csv", to_csv(trows)))
             written.append(atomic_write_text(out / f"{slug}.html", to_html(key, trows, slug, image, lines)))

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..zoo.card import DATASET_TITLES, TRAINER_TITLES, ModelCard, format_eps, parse_eps
+from ..registry import title as display_title
+from ..zoo.card import ModelCard, format_eps, parse_eps
 from .stats import wilson_interval
 
 LITERATURE_PATH = Path(__file__).with_name("literature.json")
@@ -161,7 +162,7 @@ def row_from_card(card: ModelCard, json_path: Path | None = None, out_dir: Path 
     if card.unreliable:
         notes.append("marked unreliable")
     return Row(
-        model_id=card.model_id, title=card.name, source=OURS, trainer=TRAINER_TITLES.get(card.trainer, card.trainer),
+        model_id=card.model_id, title=card.name, source=OURS, trainer=display_title("trainer", card.trainer),
         dataset=card.dataset, threat_model=card.threat_model, eps_str=card.eps_str,
         clean=Accuracy(card.clean_acc, card.n_examples) if card.clean_acc is not None and card.n_examples else None,
         autoattack=(Accuracy(card.autoattack_acc, card.n_examples)
@@ -271,7 +272,7 @@ def group_rows(rows: Iterable[Row]) -> dict[tuple[str, str, str], list[Row]]:
 
 def table_title(key: tuple[str, str, str]) -> str:
     dataset, tm, eps = key
-    return f"{DATASET_TITLES.get(dataset, dataset)} · {tm} · eps = {eps}"
+    return f"{display_title('dataset', dataset)} · {tm} · eps = {eps}"
 
 
 def table_slug(key: tuple[str, str, str]) -> str:

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..registry import title as display_title
+
 REFERENCE = "generalist"
 BASELINES = ("pgd_at", "trades", "standard")
 SAME = ("eps", "norm", "attacks", "seed", "split", "dataset")
@@ -142,7 +144,7 @@ def _p(p: float | None) -> str:
     return "–" if p is None else f"{p:.3g}"
 
 
-def markdown(stats: Sequence[MethodStats], pairs: Sequence[Paired], titles: Mapping[str, str]) -> list[str]:
+def markdown(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> list[str]:
     if not stats:
         return []
     lines = ["## Methods over seeds", "",
@@ -152,7 +154,7 @@ def markdown(stats: Sequence[MethodStats], pairs: Sequence[Paired], titles: Mapp
              "|---|---|---|---|---:|---|"]
     for m in stats:
         per = ", ".join(f"seed {s}: {c:.1f} / {r:.1f}" for s, c, r in zip(m.seeds, m.clean, m.robust, strict=True))
-        lines.append(f"| {titles.get(m.trainer, m.trainer)} | {len(m.seeds)} | {_pm(m.clean_mean_std)} | "
+        lines.append(f"| {display_title('trainer', m.trainer)} | {len(m.seeds)} | {_pm(m.clean_mean_std)} | "
                      f"{_pm(m.robust_mean_std)} | {m.n_examples or 'varies'} | {per} |")
     if pairs:
         lines += ["", "## Paired comparisons on the same points (exact McNemar)", "",
@@ -163,7 +165,7 @@ def markdown(stats: Sequence[MethodStats], pairs: Sequence[Paired], titles: Mapp
                   "|---|---|---|---:|---:|---:|---:|"]
         for q in pairs:
             seed = "pooled " + ",".join(map(str, q.seeds)) if q.seed is None else str(q.seed)
-            vs = f"{titles.get(q.a, q.a)} vs {titles.get(q.b, q.b)}"
+            vs = f"{display_title('trainer', q.a)} vs {display_title('trainer', q.b)}"
             if q.note:
                 lines.append(f"| {vs} | {seed} | {q.what} | {q.n} | – | – | not comparable: {q.note} |")
             else:

@@ -82,11 +82,11 @@ class ResNet(nn.Module):
         return self.linear(out)
 
 
-@register_model
+@register_model(title="ResNet-18")
 def resnet18(num_classes: int = 10, in_channels: int = 3, mean=None, std=None) -> ResNet:
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, mean, std)
 
 
-@register_model
+@register_model(title="PreAct ResNet-18")
 def preact_resnet18(num_classes: int = 10, in_channels: int = 3, mean=None, std=None) -> ResNet:
     return ResNet(PreActBlock, [2, 2, 2, 2], num_classes, in_channels, mean, std, preact=True)

@@ -39,6 +39,6 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(self.normalize(x)))
 
 
-@register_model
+@register_model(title="SmallCNN")
 def small_cnn(num_classes: int = 10, in_channels: int = 1, mean=None, std=None, **kw) -> SmallCNN:
     return SmallCNN(num_classes=num_classes, in_channels=in_channels, mean=mean, std=std, **kw)

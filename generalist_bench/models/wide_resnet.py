@@ -65,11 +65,11 @@ class WideResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
-@register_model
+@register_model(title="WideResNet-34-10")
 def wrn34_10(num_classes: int = 10, in_channels: int = 3, mean=None, std=None) -> WideResNet:
     return WideResNet(34, 10, num_classes, in_channels, mean, std)
 
 
-@register_model
+@register_model(title="WideResNet-32-10")
 def wrn32_10(num_classes: int = 10, in_channels: int = 3, mean=None, std=None) -> WideResNet:
     return WideResNet(32, 10, num_classes, in_channels, mean, std, units_per_stage=5, slope=0.1)

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, resolve_config
+from ..config import Config
+from ..presets import resolve_config
 from .engine import Engine, TrainResult
 
 # keyword shortcuts → dotted config keys

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import DEFAULT_PRESET
+from ..presets import DEFAULT_PRESET
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import resolve_config
+    from ..presets import resolve_config
     from .engine import Engine
 
     overrides = list(args.overrides)

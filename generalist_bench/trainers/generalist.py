@@ -20,6 +20,11 @@ import torch
 import torch.nn as nn
 
 from ..config import LearnerConfig, MergeConfig, interp_schedule
+from ..registry import Style
+from .registry import register_trainer
+
+register_trainer("generalist", title="Generalist", style=Style("#d62728", "*"),
+                 description="a natural and an adversarial learner merged by EMA into a global learner")
 
 
 def mixing_weights(learners: tuple[LearnerConfig, ...], epoch: int, epochs: int) -> list[float]:

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 
 from ..attacks import PGD
 from ..config import AttackConfig, LearnerConfig, ThreatModel
+from ..registry import Style
+from .registry import OBJECTIVES, register_objective, register_trainer
 
 Objective = Callable[..., dict[str, torch.Tensor]]
 
@@ -69,16 +71,30 @@ class TRADES:
                 "acc": (clean.argmax(1) == y).float().mean()}
 
 
-def build_objective(cfg: LearnerConfig, threat: ThreatModel) -> Objective:
-    if cfg.objective == "standard":
-        return Standard()
-    if cfg.objective == "pgd_at":
-        return PGDAT(build_attack(cfg.attack, threat, "ce"))
-    if cfg.objective == "trades":
-        return TRADES(build_attack(cfg.attack, threat, "kl", start="normal"), cfg.trades_beta)
-    from ..errors import UnknownNameError
+# ------------------------------------------------------------------------------------------ registrations
+@register_objective("standard", title="Standard")
+def _standard(cfg: LearnerConfig, threat: ThreatModel) -> Objective:
+    return Standard()
 
-    raise UnknownNameError("objective", cfg.objective, ("standard", "pgd_at", "trades"))
+
+@register_objective("pgd_at", title="PGD-AT")
+def _pgd_at(cfg: LearnerConfig, threat: ThreatModel) -> Objective:
+    return PGDAT(build_attack(cfg.attack, threat, "ce"))
+
+
+@register_objective("trades", title="TRADES")
+def _trades(cfg: LearnerConfig, threat: ThreatModel) -> Objective:
+    return TRADES(build_attack(cfg.attack, threat, "kl", start="normal"), cfg.trades_beta)
+
+
+# every objective is also a single-learner trainer
+register_trainer("standard", title="Standard", style=Style("#7f7f7f", "D"), description="one learner, clean CE")
+register_trainer("pgd_at", title="PGD-AT", style=Style("#1f77b4", "o"), description="one learner, PGD-AT (Madry)")
+register_trainer("trades", title="TRADES", style=Style("#2ca02c", "s"), description="one learner, TRADES (Zhang)")
+
+
+def build_objective(cfg: LearnerConfig, threat: ThreatModel) -> Objective:
+    return OBJECTIVES.get(cfg.objective)(cfg, threat)
 
 
 __all__ = ["PGDAT", "TRADES", "Standard", "build_attack", "build_objective"]

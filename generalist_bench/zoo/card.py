@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, ConfigError
+from ..registry import title as display_title
 from ..threat import NORMS, normalize_norm, parse_eps  # noqa: F401  (parse_eps: part of this module's API)
 
 CARD_SCHEMA_VERSION = 1
@@ -39,19 +40,6 @@ AA_SUITE = "autoattack"          # the evaluation suite whose numbers are the ca
 THREAT_MODELS = NORMS
 QUICK_SUFFIX = "_quick"
 MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-
-ARCH_TITLES = {
-    "small_cnn": "SmallCNN",
-    "resnet18": "ResNet-18",
-    "preact_resnet18": "PreAct ResNet-18",
-    "wrn34_10": "WideResNet-34-10",
-    "wrn32_10": "WideResNet-32-10",
-}
-DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion_mnist": "Fashion-MNIST", "mnist": "MNIST",
-                  "svhn": "SVHN"}
-TRAINER_TITLES = {"generalist": "Generalist", "pgd_at": "PGD-AT", "trades": "TRADES", "standard": "Standard",
-                  "submitted": "Submitted (trained elsewhere)"}
-
 
 class ModelCardError(CheckpointError, ConfigError):
     """A model card is missing a field, has an ill-typed or inconsistent value, or is not valid JSON."""
@@ -450,16 +438,16 @@ def make_card(config: Any, evaluations: Mapping[str, Any], *, model_id: str | No
         model_id = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"{base}_seed{seed}")
     if quick and not model_id.endswith(QUICK_SUFFIX):
         model_id += QUICK_SUFFIX
-    title = TRAINER_TITLES.get(trainer, trainer)
+    title = display_title("trainer", trainer)
     return ModelCard(
         model_id=model_id,
         link=link,
         name=name if name is not None else
-        f"{title} ({ARCH_TITLES.get(arch, arch)}, {DATASET_TITLES.get(info.name, info.name)}, {norm} eps "
+        f"{title} ({display_title('architecture', arch)}, {display_title('dataset', info.name)}, {norm} eps "
         f"{format_eps(eps)}) — generalist-bench",
         authors=authors,
         venue=venue,
-        architecture=ARCH_TITLES.get(arch, arch),
+        architecture=display_title("architecture", arch),
         dataset=info.name,
         additional_data=additional_data,
         eps=eps,

@@ -19,8 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..registry import Style
+from ..trainers.registry import register_trainer
 
 SUBMITTED = "submitted"  # ModelCard.trainer of a model trained elsewhere
+register_trainer(SUBMITTED, title="Submitted (trained elsewhere)", style=Style("#9467bd", "^"), trainable=False,
+                 description="trained elsewhere, evaluated here under the leaderboard's protocol")
 QUICK_N: int | None = None  # clean + PGD-20 points (None: the whole test set, the leaderboard's protocol)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 
@@ -100,16 +104,17 @@ def make_submitted_card(sub: Submission, norm: str, eps: float, evaluations: dic
     from datetime import datetime, timezone
 
     from ..data import get_dataset_info
+    from ..registry import title as display_title
     from ..utils import env
-    from .card import ARCH_TITLES, DATASET_TITLES, ModelCard, format_eps, normalize_threat_model
+    from .card import ModelCard, format_eps, normalize_threat_model
 
     info = get_dataset_info(sub.dataset)
     aa = evaluations["autoattack"]
-    arch, data = ARCH_TITLES.get(sub.arch, sub.arch), DATASET_TITLES.get(info.name, info.name)
+    arch, data = display_title("architecture", sub.arch), display_title("dataset", info.name)
     title = sub.title or f"{sub.name} ({arch}, {data}, {norm} eps {format_eps(eps)}) — submitted"
     return ModelCard(
         model_id=sub.name, link=sub.link, name=title, authors=sub.authors, venue=sub.venue,
-        architecture=ARCH_TITLES.get(sub.arch, sub.arch), dataset=info.name, eps=eps, eps_str=format_eps(eps),
+        architecture=arch, dataset=info.name, eps=eps, eps_str=format_eps(eps),
         clean_acc=aa.clean_acc, autoattack_acc=aa.robust_acc,
         footnote="submitted: trained elsewhere, not by generalist-bench; evaluated here under the leaderboard "
                  "protocol",
