@@ -14,7 +14,7 @@ import time
 import torch
 
 from .presets import get_preset
-from .trainers.engine import Engine
+from .trainers.trainer import Trainer
 from .utils.env import hardware, library_versions
 
 DEFAULT = ("fmnist-smallcnn-pgd_at", "fmnist-smallcnn-generalist", "fmnist-smallcnn-trades",
@@ -24,10 +24,10 @@ DEFAULT = ("fmnist-smallcnn-pgd_at", "fmnist-smallcnn-generalist", "fmnist-small
 def time_epoch(spec: str, n: int) -> float:
     preset, *ov = spec.split("+")
     cfg = get_preset(preset).with_overrides([f"data.train_subset={n}", "train.selection.n_val=64", *ov])
-    engine = Engine(cfg, "/nonexistent/never-written", progress=False)
-    engine._setup()
+    trainer = Trainer(cfg, "/nonexistent/never-written", progress=False)
+    trainer._setup()
     start = time.perf_counter()
-    engine._train_epoch(1)
+    trainer._train_epoch(1)
     return n / (time.perf_counter() - start)
 
 
@@ -43,7 +43,7 @@ def train_and_score(spec: str, n: int, epochs: int, n_test: int) -> tuple[float,
     cfg = get_preset(preset).with_overrides([f"data.train_subset={n}", f"train.epochs={epochs}",
                                              "train.selection.criterion=last", "train.selection.n_val=200", *ov])
     with tempfile.TemporaryDirectory() as tmp:
-        res = Engine(cfg, tmp, progress=False).run()
+        res = Trainer(cfg, tmp, progress=False).run()
     x, y = load_dataset(cfg.data.dataset, "test").subset(n_test)
     m = validate(res.model.float(), x, y, eps=cfg.threat.eps, norm=cfg.threat.norm, steps=20, seed=0)
     rate = sum(h["img_per_s"] for h in res.history) / len(res.history)

@@ -1,4 +1,4 @@
-"""Robust-accuracy regression checks against a committed baseline file (the engine of the pytest plugin).
+"""Robust-accuracy regression checks against a committed baseline file (what the pytest plugin runs).
 
 A baseline records one evaluation: its protocol (data, n, eps, norm, attacks and their parameters, seed, engine),
 clean and robust accuracy, the per-point clean and robust flags, the library versions and a checksum of all of it.

@@ -137,14 +137,14 @@ def submit_one(preset: str, profile: Profile, args: argparse.Namespace, command:
 
 
 def _submit_locked(cfg: Config, out_dir: Path, profile: Profile, args: argparse.Namespace, command: str) -> dict:
-    from .trainers.engine import Engine
+    from .trainers.trainer import Trainer
     from .zoo.card import make_card
     from .zoo.store import save_to_zoo
 
     progress = not args.no_progress
     t0 = time.perf_counter()
     print(f"== {cfg.name} ({profile.name}): training into {out_dir}", file=sys.stderr, flush=True)
-    result = Engine(cfg, out_dir, resume=True, progress=progress).run()
+    result = Trainer(cfg, out_dir, resume=True, progress=progress).run()
     n_aa = args.n_examples if args.n_examples is not None else profile.aa_n_examples
     print(f"== {cfg.name}: AutoAttack (standard) on the first {n_aa} test points", file=sys.stderr, flush=True)
     aa = _evaluate(result.model, cfg, "autoattack", n_aa, out_dir, profile, progress)

@@ -254,14 +254,14 @@ def write_log(root: Path = RUN_ROOT, stem: Path = LOG_STEM) -> tuple[Path, Path]
 # ------------------------------------------------------------------------------------------------ run
 def run_trial(trial: Trial, root: Path = RUN_ROOT, *, progress: bool = True) -> dict[str, Any]:
     """Train ``trial`` (resuming its run directory) unless it has finished; returns its outcome."""
-    from .trainers.engine import Engine
+    from .trainers.trainer import Trainer
 
     done = outcome(trial, root)
     if done is not None:
         return done
     cfg = replace(resolve_config(trial.preset, trial.overrides(winners(root))), name=f"tune-{trial.id}")
     with split_locked("test", "hyperparameter tuning reads the validation split only"):
-        Engine(cfg, run_dir(trial, root), resume=True, progress=progress).run()
+        Trainer(cfg, run_dir(trial, root), resume=True, progress=progress).run()
     (run_dir(trial, root) / "checkpoint.pt").unlink(missing_ok=True)  # finished: best.pt + history suffice
     result = outcome(trial, root)
     assert result is not None, f"trial {trial.id} ended without a complete history"

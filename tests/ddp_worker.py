@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 from generalist_bench.presets import get_preset
-from generalist_bench.trainers import Engine
+from generalist_bench.trainers import Trainer
 
 
 def digest(module) -> str:
@@ -25,15 +25,15 @@ def main(out: str) -> None:
         "data.train_subset=256", "train.batch_size=32", "train.epochs=2", "train.selection.n_val=32",
         "train.selection.attack_steps=1", "train.merge.warmup_epochs=1", "train.merge.redistribute_every=1",
         "train.learners.1.attack.steps=1"]).validate()
-    engine = Engine(cfg, out, progress=False)
-    engine.run()
-    mine = [digest(engine.trained_model)] + [digest(ln.model) for ln in engine.learners]
+    trainer = Trainer(cfg, out, progress=False)
+    trainer.run()
+    mine = [digest(trainer.trained_model)] + [digest(ln.model) for ln in trainer.learners]
     gathered = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, mine)
     if dist.get_rank() == 0:
         with open(f"{out}/ranks.json", "w") as f:
             json.dump({"world_size": dist.get_world_size(), "digests": gathered,
-                       "steps": engine.merge.step}, f)
+                       "steps": trainer.merge.step}, f)
     dist.destroy_process_group()
 
 

@@ -502,7 +502,7 @@ def test_evaluate_with_a_spec_equals_the_keyword_form_and_its_steps(mlp, one_thr
     """evaluate(model, EvalSpec(...)) is the keyword form; plan_evaluation → run_plan → report give the same result;
     a bad spec is refused when it is built."""
     from generalist_bench.evaluation import EvalSpec, plan_evaluation, report, run_plan
-    from generalist_bench.evaluation.engine import EvalState
+    from generalist_bench.evaluation.loop import EvalState
 
     spec = EvalSpec(dataset="fashion_mnist", eps=0.05, attacks="pgd-5,apgd-ce", n_examples=30, batch_size=8)
     a = evaluate(mlp, spec, progress=False)

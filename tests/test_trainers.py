@@ -13,8 +13,8 @@ from generalist_bench.attacks import PGD
 from generalist_bench.config import MergeConfig, interp_schedule
 from generalist_bench.errors import ConfigError, TrainingDivergedError, UnknownNameError
 from generalist_bench.presets import get_preset
-from generalist_bench.trainers import Engine, GlobalLearner, mixing_weights, naive_merge, redistribution_epochs
-from generalist_bench.trainers import engine as engine_mod
+from generalist_bench.trainers import GlobalLearner, Trainer, mixing_weights, naive_merge, redistribution_epochs
+from generalist_bench.trainers import trainer as trainer_mod
 from generalist_bench.trainers.augment import crop, flip
 from generalist_bench.trainers.generalist import epoch_redistributes, iteration_redistributes
 
@@ -170,29 +170,29 @@ def test_engine_redistributes_exactly_at_configured_epochs(tmp_path, monkeypatch
         calls.append(current["epoch"])
         return orig(self, learners, optimizers)
 
-    orig_epoch = Engine._train_epoch
+    orig_epoch = Trainer._train_epoch
 
     def track(self, epoch):
         current["epoch"] = epoch
         return orig_epoch(self, epoch)
 
     monkeypatch.setattr(GlobalLearner, "redistribute", spy)
-    monkeypatch.setattr(Engine, "_train_epoch", track)
+    monkeypatch.setattr(Trainer, "_train_epoch", track)
     cfg = tiny("fmnist-smallcnn-generalist", "train.epochs=5", "train.merge.warmup_epochs=1",
                "train.merge.redistribute_every=2", "train.selection.every=5")
-    res = Engine(cfg, tmp_path / "a", progress=False).run()
+    res = Trainer(cfg, tmp_path / "a", progress=False).run()
     assert calls == [3, 5]
     assert [h["redistributed"] for h in res.history] == [False, False, True, False, True]
 
     calls.clear()
     cfg = tiny("fmnist-smallcnn-generalist-reference", "train.epochs=3", "train.selection.every=3")
     # E=3: start round(1.875)=2, period max(1, round(0.125))=1 → every iteration of epochs 2 and 3
-    Engine(cfg, tmp_path / "b", progress=False).run()
+    Trainer(cfg, tmp_path / "b", progress=False).run()
     n_batches = 256 // 64
     assert calls == [2] * n_batches + [3] * n_batches
 
 
-# --------------------------------------------------------------------------------------- engine
+# --------------------------------------------------------------------------------------- Trainer
 def _states_equal(a: nn.Module, b: nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
@@ -201,34 +201,34 @@ def _states_equal(a: nn.Module, b: nn.Module) -> bool:
 def test_resume_after_kill_is_bit_identical(tmp_path, monkeypatch):
     cfg = tiny("fmnist-smallcnn-generalist", "train.epochs=3", "train.merge.warmup_epochs=1",
                "train.merge.redistribute_every=1")
-    full = Engine(cfg, tmp_path / "full", progress=False).run()
+    full = Trainer(cfg, tmp_path / "full", progress=False).run()
 
-    orig = Engine._train_epoch
+    orig = Trainer._train_epoch
 
     def killed(self, epoch):
         if epoch == 3:
             raise KeyboardInterrupt
         return orig(self, epoch)
 
-    monkeypatch.setattr(Engine, "_train_epoch", killed)
+    monkeypatch.setattr(Trainer, "_train_epoch", killed)
     with pytest.raises(KeyboardInterrupt):
-        Engine(cfg, tmp_path / "part", progress=False).run()
+        Trainer(cfg, tmp_path / "part", progress=False).run()
     ck = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)
     assert ck["epoch"] == 2
-    monkeypatch.setattr(Engine, "_train_epoch", orig)
+    monkeypatch.setattr(Trainer, "_train_epoch", orig)
     with pytest.raises(ConfigError, match="--resume"):
-        Engine(cfg, tmp_path / "part", progress=False).run()
-    resumed = Engine(cfg, tmp_path / "part", resume=True, progress=False).run()
+        Trainer(cfg, tmp_path / "part", progress=False).run()
+    resumed = Trainer(cfg, tmp_path / "part", resume=True, progress=False).run()
     assert _states_equal(full.final_model, resumed.final_model)
     assert _states_equal(full.model, resumed.model)
     assert [h["val_clean"] for h in full.history] == [h["val_clean"] for h in resumed.history]
     # resuming with another config is refused
     with pytest.raises(ConfigError, match="different config"):
-        Engine(cfg.with_overrides(["train.seed=1"]), tmp_path / "part", resume=True, progress=False).run()
+        Trainer(cfg.with_overrides(["train.seed=1"]), tmp_path / "part", resume=True, progress=False).run()
 
 
 def test_outputs_record_selection_on_validation_split(tmp_path):
-    res = Engine(tiny("fmnist-smallcnn-trades", "train.epochs=2"), tmp_path, progress=False).run()
+    res = Trainer(tiny("fmnist-smallcnn-trades", "train.epochs=2"), tmp_path, progress=False).run()
     s = res.summary
     assert s["selection"]["split"] == "val" and s["selection"]["criterion"] == "clean+robust"
     assert s["selection"]["chosen_epoch"] in (1, 2)
@@ -246,7 +246,7 @@ def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
 
     orig = objectives.PGDAT.__call__
     state = {"epoch": 0}
-    orig_epoch = Engine._train_epoch
+    orig_epoch = Trainer._train_epoch
 
     def track(self, epoch):
         state["epoch"] = epoch
@@ -258,10 +258,10 @@ def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
             out["loss"] = out["loss"] * float("nan")
         return out
 
-    monkeypatch.setattr(Engine, "_train_epoch", track)
+    monkeypatch.setattr(Trainer, "_train_epoch", track)
     monkeypatch.setattr(objectives.PGDAT, "__call__", nan_in_epoch2)
     with pytest.raises(TrainingDivergedError, match="non-finite"):
-        Engine(cfg, tmp_path, progress=False).run()
+        Trainer(cfg, tmp_path, progress=False).run()
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 1
 
 
@@ -287,13 +287,13 @@ def test_train_api_and_callable_module(tmp_path):
 
 
 def test_bf16_autocast_runs(tmp_path):
-    res = Engine(tiny("fmnist-smallcnn-pgd_at", "train.epochs=1", "train.amp=bf16", "train.channels_last=true"),
+    res = Trainer(tiny("fmnist-smallcnn-pgd_at", "train.epochs=1", "train.amp=bf16", "train.channels_last=true"),
                  tmp_path, progress=False).run()
     assert res.history[0]["train"]["pgd_at/loss"] > 0
 
 
 def test_epoch_seed_streams_differ():
-    assert engine_mod.epoch_seed(0, 1, 0) != engine_mod.epoch_seed(0, 1, 1) != engine_mod.epoch_seed(0, 2, 1)
+    assert trainer_mod.epoch_seed(0, 1, 0) != trainer_mod.epoch_seed(0, 1, 1) != trainer_mod.epoch_seed(0, 2, 1)
 
 
 @pytest.mark.parametrize("preset", ["cifar10-resnet18-generalist", "cifar10-wrn34-generalist",
@@ -318,7 +318,7 @@ def test_multinorm_generalist_trains_from_the_config_file_alone(tmp_path):
                          + [f"train.learners.{i}.attack.steps=1" for i in (1, 2)])
     assert [(ln.name, ln.attack.norm) for ln in cfg.train.learners] == [("natural", None), ("linf", "Linf"),
                                                                           ("l2", "L2")]
-    res = Engine(cfg, tmp_path, progress=False).run()
+    res = Trainer(cfg, tmp_path, progress=False).run()
     last = res.history[-1]
     assert set(last["gamma"]) == {"natural", "linf", "l2"} and sum(last["gamma"].values()) == pytest.approx(1.0)
     assert {"natural/loss", "linf/loss", "l2/loss"} <= set(last["train"])
@@ -331,11 +331,11 @@ def test_reopening_a_finished_run_keeps_the_training_sessions_machine(tmp_path):
     import json
 
     cfg = tiny("fmnist-smallcnn-pgd_at", "train.epochs=1")
-    Engine(cfg, tmp_path, progress=False).run()
+    Trainer(cfg, tmp_path, progress=False).run()
     path = tmp_path / "summary.json"
     s = json.loads(path.read_text())
     s["hardware"]["torch_threads"], s["commit"] = 77, "trained-here"
     path.write_text(json.dumps(s))
-    again = Engine(cfg, tmp_path, resume=True, progress=False).run()
+    again = Trainer(cfg, tmp_path, resume=True, progress=False).run()
     assert again.summary["hardware"]["torch_threads"] == 77 and again.summary["commit"] == "trained-here"
     assert json.loads(path.read_text())["commit"] == "trained-here"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from generalist_bench.presets import get_preset
-from generalist_bench.trainers import Engine
+from generalist_bench.trainers import Trainer
 from generalist_bench.trainers.validation import validate
 
 COMMON = ["data.train_subset=4000", "train.epochs=6", "train.batch_size=128", "train.selection.n_val=200",
@@ -32,7 +32,7 @@ def trained(tmp_path_factory, fmnist_test):
         if trainer == "generalist":
             # redistribution at the ends of epochs 4, 5, 6; the natural learner's weight leaves 0 in epoch 5
             cfg = cfg.with_overrides(["train.merge.warmup_epochs=3", "train.merge.redistribute_every=1"])
-        res = Engine(cfg.validate(), tmp_path_factory.mktemp(trainer), progress=False).run()
+        res = Trainer(cfg.validate(), tmp_path_factory.mktemp(trainer), progress=False).run()
         torch.manual_seed(0)
         out[trainer] = validate(res.model, fmnist_test.x[:1000], fmnist_test.y[:1000], eps=0.1, norm="Linf",
                                 steps=20, seed=0)

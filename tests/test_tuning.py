@@ -66,10 +66,10 @@ def test_generalist_trials_need_the_winners_and_take_their_optimisers(tmp_path):
 
 def test_tune_runs_a_trial_with_the_test_split_locked_and_logs_validation_only(tiny_budget, tmp_path,
                                                                                 monkeypatch, capsys):
-    from generalist_bench.trainers import engine as engine_mod
+    from generalist_bench.trainers import trainer as trainer_mod
 
     seen = []
-    real_setup = engine_mod.Engine._setup
+    real_setup = trainer_mod.Trainer._setup
 
     def spy_setup(self):
         try:
@@ -79,7 +79,7 @@ def test_tune_runs_a_trial_with_the_test_split_locked_and_logs_validation_only(t
             seen.append("locked")
         real_setup(self)
 
-    monkeypatch.setattr(engine_mod.Engine, "_setup", spy_setup)
+    monkeypatch.setattr(trainer_mod.Trainer, "_setup", spy_setup)
     root, log = tmp_path / "runs", tmp_path / "docs" / "tuning_log"
     args = ["tune", "--only", "standard-lr0.05", "--root", str(root), "--log", str(log), "--no-progress"]
     assert cli_main(args) == 0
@@ -95,7 +95,7 @@ def test_tune_runs_a_trial_with_the_test_split_locked_and_logs_validation_only(t
     assert o["epochs"] == 2 and o["n_val"] == 50 and 0 <= o["val_clean"] <= 100
 
     # a finished trial is not trained again
-    monkeypatch.setattr(engine_mod.Engine, "run", lambda self: pytest.fail("retrained a finished trial"))
+    monkeypatch.setattr(trainer_mod.Trainer, "run", lambda self: pytest.fail("retrained a finished trial"))
     assert cli_main(args) == 0
     # --list shows its score; an unknown trial is one clear error
     assert cli_main(["tune", "--list", "--root", str(root)]) == 0

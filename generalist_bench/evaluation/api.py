@@ -34,8 +34,8 @@ from .checks import (
     square_check,
     validate_outputs,
 )
-from .engine import EvalState, Runner, prepared
 from .fastpath import ModelRunner, SearchModel, bf16_native
+from .loop import AttackLoop, EvalState, prepared
 from .result import (
     AA_COMPONENTS,
     IDENTITY_KEYS,
@@ -370,9 +370,9 @@ def run_plan(model: nn.Module, plan: EvalPlan, state: EvalState, *, progress: bo
                 autoattack_precheck(model, x0, y0, atk.atoms, min(9, plan.info.num_classes - 1))
                 state.extra["aa_precheck"] = True
                 state.extra["batch_invariance"] = batch_invariance(model, x0)
-            runner = Runner(call, x, y, state, attacks=atk.attacks, seed=spec.seed, batch_size=spec.batch_size,
+            loop = AttackLoop(call, x, y, state, attacks=atk.attacks, seed=spec.seed, batch_size=spec.batch_size,
                             device=device, norm=plan.norm, eps=plan.eps, progress=progress, callback=callback)
-            runner.run(atk.mode, atk.entries, atk.atoms, AA_COMPONENTS)
+            loop.run(atk.mode, atk.entries, atk.atoms, AA_COMPONENTS)
             for flag, key, eps in ((spec.check_eps0, "eps0", 0.0), (spec.check_large_eps, "large_eps",
                                                                      LARGE_EPS[plan.norm])):
                 if flag and key not in state.extra:

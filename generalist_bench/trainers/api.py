@@ -8,7 +8,7 @@ from typing import Any
 
 from ..config import Config
 from ..presets import resolve_config
-from .engine import Engine, TrainResult
+from .trainer import Trainer, TrainResult
 
 # keyword shortcuts → dotted config keys
 SHORTCUTS = {
@@ -42,7 +42,7 @@ def train(preset_or_config: str | Config | Path | None = None, *, out_dir: str |
     for k, v in kw.items():
         ov[SHORTCUTS.get(k, k.replace("__", "."))] = v
     cfg = resolve_config(preset_or_config, ov or None, config_file)
-    return Engine(cfg, out_dir, resume=resume, progress=progress).run()
+    return Trainer(cfg, out_dir, resume=resume, progress=progress).run()
 
 
 def _kv(text: str) -> tuple[str, str]:

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..presets import resolve_config
-    from .engine import Engine
+    from .trainer import Trainer
 
     overrides = list(args.overrides)
     if args.epochs is not None:
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     base = args.preset if args.preset or not args.config else None
     cfg = resolve_config(base, overrides, args.config) if base or not args.config else \
         resolve_config(args.config, overrides)
-    result = Engine(cfg, args.out, resume=args.resume, progress=not args.no_progress).run()
+    result = Trainer(cfg, args.out, resume=args.resume, progress=not args.no_progress).run()
     if result.out_dir and (not result.summary or result.summary.get("world_size", 1) >= 1):
         chosen = result.summary.get("selection", {}).get("chosen") or {}
         print(f"trained {cfg.name}: selected epoch {chosen.get('epoch')} by {chosen.get('criterion')} on the "

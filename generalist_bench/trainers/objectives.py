@@ -1,4 +1,5 @@
-"""Training objectives, one engine: each maps (model, x, y) to ``{"loss": tensor, ...logged terms}``.
+"""Training objectives, all driven by one training loop (``Trainer``): each maps (model, x, y) to
+``{"loss": tensor, ...logged terms}``.
 
 ``model`` is what the update's forward pass goes through (a DDP wrapper in distributed runs);
 ``attack_model`` is the bare module the inner maximisation attacks (no gradient sync, no buffer broadcast).

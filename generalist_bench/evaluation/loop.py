@@ -159,7 +159,7 @@ class Progress:
 
 
 # ------------------------------------------------------------------------------------------ runner
-class Runner:
+class AttackLoop:
     def __init__(self, model: ModelCall, x: torch.Tensor, y: torch.Tensor, state: EvalState, *, attacks: dict,
                  seed: int, batch_size: int, device: torch.device, norm: str, eps: float, progress: bool,
                  callback: Callable[[dict[str, Any]], None] | None):

@@ -1,4 +1,4 @@
-"""The training engine: one epoch loop drives every objective and Generalist's W learners.
+"""The training loop (``Trainer``): one epoch loop drives every objective and Generalist's W learners.
 
 Per epoch: lr and γ from their schedules → for every batch, each learner takes one optimiser step on
 its own objective (and augmentation) → the global learner merges them (Generalist) → redistribution at
@@ -81,7 +81,7 @@ def _make_optimizer(params, ocfg) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=ocfg.lr, weight_decay=ocfg.weight_decay)
 
 
-class Engine:
+class Trainer:
     def __init__(self, cfg: Config, out_dir: str | Path | None = None, *, resume: bool = False,
                  progress: bool = True, dist_info: DistInfo | None = None):
         self.cfg = cfg.validate()
