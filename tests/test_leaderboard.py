@@ -300,3 +300,26 @@ def test_methods_over_seeds_and_paired_mcnemar():
     assert pairs[("trades", 0, "clean")].note == "different points" and pairs[("trades", 0, "clean")].p_value is None
     md = "\n".join(seeds.markdown(seeds.method_stats(cards), seeds.paired(cards)))
     assert "| Generalist | 2 | 95.00 ± 7.07 |" in md and "not comparable: different points" in md
+
+
+def test_html_templates_escape_every_value_and_keep_markup():
+    """The jinja2 pages escape what a card or the literature file says (as html.escape does) and leave the
+    generator's own markup (CSS, accuracy cells) alone."""
+    from generalist_bench.leaderboard.render import to_html, to_index
+    from generalist_bench.leaderboard.rows import Accuracy, Row
+
+    acc = Accuracy(value=50.0, n=100)
+    lo, hi = acc.ci
+    row = Row(model_id="m<1>", title='A "quoted" <script>x</script> & more', source="ours", trainer="PGD-AT",
+              dataset="fashion_mnist", threat_model="Linf", eps_str="0.1", clean=acc, autoattack=None,
+              per_attack=(("apgd-ce", acc),), architecture="SmallCNN", n_examples=100, link="a.json?x=1&y=2",
+              notes=("it's noted",), protocol="p")
+    page = to_html(("fashion_mnist", "Linf", "0.1"), [row], "fm", None)
+    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert "A &quot;quoted&quot;" in page and 'id="row-m&lt;1&gt;"' in page and 'href="a.json?x=1&amp;y=2"' in page
+    assert "it&#x27;s noted" in page
+    assert f'50.00<span class="ci">[{lo:.2f}, {hi:.2f}]</span>' in page  # the generator's markup: not escaped
+    assert '"Segoe UI"' in page and "<figure>" not in page  # raw CSS; no plot without a PNG
+    assert "apgd-ce 50.00 <span" in page and "<td class=\"num\"><strong>—</strong></td>" in page
+    index = to_index({("fashion_mnist", "Linf", "0.1"): [row]})
+    assert "1 of ours, 0 from the literature" in index and index.endswith("</html>\n")

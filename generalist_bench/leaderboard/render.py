@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import html
 import io
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
 
 from ..registry import title as display_title
 from ..registry import trainer_style
@@ -244,44 +248,42 @@ def to_png(key: tuple[str, str, str], rows: Sequence[Row], stats: Sequence = ())
 
 
 # -------------------------------------------------------------------------------------------------- HTML
-CSS = """
-body{font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:2rem auto;
-max-width:1500px;padding:0 1rem;color:#1b1b1b;line-height:1.45}
-h1{font-size:1.6rem;margin-bottom:.2rem}.sub{color:#555;margin-top:0}
-table{border-collapse:collapse;width:100%;font-size:.86rem;margin:1rem 0}
-th,td{border-bottom:1px solid #ddd;padding:.45rem .5rem;text-align:left;vertical-align:top}
-th{background:#f3f4f6;position:sticky;top:0}td.num{text-align:right;white-space:nowrap}
-tr:nth-child(even) td{background:#fafafa}tr.lit td{color:#444;font-style:italic}
-.ci{color:#666;font-size:.78rem;display:block}.badge{display:inline-block;border-radius:4px;padding:0 .35rem;
-font-size:.72rem;font-weight:600;font-style:normal}.b-quick{background:#fff3cd;color:#7a5b00}
-.b-lit{background:#e8eefc;color:#24408e}.per{font-size:.78rem;white-space:nowrap}
-figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #e5e5e5}
-.notes{font-size:.85rem;color:#333}a{color:#0b57d0}.nowrap{white-space:nowrap}
-"""
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+@functools.cache
+def _jinja() -> jinja2.Environment:
+    """The pages' templates (``leaderboard/templates/``). Every ``{{ value }}`` is HTML-escaped as ``html.escape``
+    does (quotes included) unless it is ``Markup`` already: autoescaping with the standard library's escape."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False, keep_trailing_newline=True,
+                              undefined=jinja2.StrictUndefined,
+                              finalize=lambda v: v if isinstance(v, Markup) else html.escape(str(v), quote=True))
+
+
+def _css() -> Markup:
+    return Markup("\n" + (TEMPLATES / "style.css").read_text())  # inside <style> on lines of its own
 
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _acc_html(a: Accuracy | None) -> str:
+def _acc_html(a: Accuracy | None) -> Markup:
     if a is None:
-        return "—"
+        return Markup("—")
     lo, hi = a.ci
-    return f"{a.value:.2f}<span class=\"ci\">[{lo:.2f}, {hi:.2f}]</span>"
+    return Markup(f"{a.value:.2f}<span class=\"ci\">[{lo:.2f}, {hi:.2f}]</span>")
 
 
-def _md_lines_html(lines: Sequence[str]) -> str:
-    """The seed sections' Markdown (headings, paragraphs, pipe tables) as HTML."""
-    out: list[str] = []
+def _md_blocks(lines: Sequence[str]) -> list[dict]:
+    """The seed sections' Markdown (headings, paragraphs, pipe tables) as blocks for the template."""
+    out: list[dict] = []
     table: list[list[str]] = []
 
     def flush() -> None:
         if table:
             head, *body = table
-            out.append("<table><thead><tr>" + "".join(f"<th>{_e(c)}</th>" for c in head) + "</tr></thead><tbody>"
-                       + "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in body)
-                       + "</tbody></table>")
+            out.append({"kind": "table", "head": head, "body": body})
             table.clear()
 
     for line in lines:
@@ -292,80 +294,24 @@ def _md_lines_html(lines: Sequence[str]) -> str:
             continue
         flush()
         if line.startswith("## "):
-            out.append(f"<h2>{_e(line[3:])}</h2>")
+            out.append({"kind": "h2", "text": line[3:]})
         elif line.strip():
-            out.append(f'<p class="notes">{_e(line)}</p>')
+            out.append({"kind": "p", "text": line})
     flush()
-    return "\n".join(out)
+    return out
 
 
 def to_html(key: tuple[str, str, str], rows: Sequence[Row], slug: str, png: bytes | None,
             seed_lines: Sequence[str] = ()) -> str:
     notes, fn = _footnotes(rows)
-    title = table_title(key)
-    body = []
-    for i, r in enumerate(rows, 1):
-        lit = r.source == LITERATURE
-        badges = ""
-        if lit:
-            badges += ' <span class="badge b-lit">reported, not reproduced</span>'
-        if r.quick:
-            badges += ' <span class="badge b-quick">quick</span>'
-        link_label = "source" if lit else "card"
-        paper = f' · <a href="{_e(r.paper_link)}">paper</a>' if r.paper_link else ""
-        per = "<br>".join(f"{_e(n)} {a.value:.2f} <span class=\"ci\" style=\"display:inline\">"
-                          f"[{a.ci[0]:.2f}, {a.ci[1]:.2f}]</span>" for n, a in r.per_attack) or "—"
-        fn_link = (f' <sup><a href="#fn-{fn[r.protocol]}">[{fn[r.protocol]}]</a></sup>' if r.protocol in fn else "")
-        other_notes = [n for n in r.notes if n != "reported, not reproduced"]
-        budget_title = f' title="{_e(r.hardware_detail)}"' if r.hardware_detail else ""
-        body.append(
-            f'<tr class="{"lit" if lit else "ours"}" id="row-{_e(r.model_id)}">'
-            f'<td class="num">{i}</td>'
-            f'<td><a href="{_e(r.link)}"><strong>{_e(r.model_id)}</strong></a>{badges}'
-            f'<br><small>{_e(r.title)} (<a href="{_e(r.link)}">{link_label}</a>{paper})</small></td>'
-            f"<td>{_e(r.trainer)}</td><td class=\"num\">{_acc_html(r.clean)}</td>"
-            f"<td class=\"num\"><strong>{_acc_html(r.autoattack)}</strong></td><td class=\"per\">{per}</td>"
-            f"<td>{_e(r.architecture)}</td><td{budget_title}>{_e(fmt_budget(r))}</td>"
-            f"<td class=\"num\">{_e(r.n_examples or '—')}</td><td class=\"nowrap\">{_e(r.date or '—')}</td>"
-            f"<td>{'<strong>quick</strong>' if r.quick else 'no'}</td>"
-            f"<td>{_e('; '.join(other_notes)) or ''}{fn_link}</td></tr>")
-    img = ""
-    if png is not None:
-        img = (f'<figure><img alt="Clean vs AutoAttack accuracy, {_e(title)}" '
-               f'src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-               f"<figcaption class=\"notes\">Trade-off: clean vs AutoAttack accuracy with 95% intervals "
-               f'(<a href="{slug}.png">PNG</a>).</figcaption></figure>')
-    foot = "".join(f'<li id="fn-{i}">{_e(t)}</li>' for i, t in enumerate(notes, 1))
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)} — generalist-bench leaderboard</title>
-<style>{CSS}</style>
-</head>
-<body>
-<p><a href="index.html">← all leaderboards</a></p>
-<h1>{_e(title)}</h1>
-<p class="sub">generalist-bench leaderboard · {len(rows)} row(s) · also as <a href="{slug}.md">Markdown</a> and
-<a href="{slug}.csv">CSV</a> · generated by <code>{_e(REGENERATE)}</code> (do not edit by hand)</p>
-<p class="notes">{_e(SORT_NOTE)} {_e(CI_NOTE)}</p>
-<table>
-<thead><tr><th>#</th><th>Model</th><th>Trainer</th><th>Clean %<br><small>[95% CI]</small></th>
-<th>AutoAttack %<br><small>[95% CI]</small></th><th>Per-attack robust %</th><th>Architecture</th>
-<th>Budget<br><small>epochs · hardware · wall time</small></th><th>n</th><th>Date</th><th>Quick</th>
-<th>Notes</th></tr></thead>
-<tbody>
-{chr(10).join(body)}
-</tbody>
-</table>
-{img}
-{_md_lines_html(seed_lines) + chr(10) if seed_lines else ""}<h2>Protocols</h2>
-<ol class="notes">{foot}</ol>
-<p class="notes">{_e(LIT_NOTE)}</p>
-</body>
-</html>
-"""
+    view = [{"row": r, "lit": r.source == LITERATURE, "clean": _acc_html(r.clean),
+             "autoattack": _acc_html(r.autoattack), "budget": fmt_budget(r),
+             "notes": "; ".join(n for n in r.notes if n != "reported, not reproduced"),
+             "footnote": fn.get(r.protocol)} for r in rows]
+    return _jinja().get_template("table.html.j2").render(
+        title=table_title(key), slug=slug, rows=view, css=_css(), regenerate=REGENERATE, sort_note=SORT_NOTE,
+        ci_note=CI_NOTE, lit_note=LIT_NOTE, footnotes=notes, seed_blocks=_md_blocks(seed_lines),
+        png_b64=None if png is None else base64.b64encode(png).decode())
 
 
 # ------------------------------------------------------------------------------------- README and index
@@ -394,27 +340,10 @@ def to_readme(tables: dict[tuple[str, str, str], list[Row]], model_dir: str, lit
 
 
 def to_index(tables: dict[tuple[str, str, str], list[Row]]) -> str:
-    items = []
-    for key, rows in tables.items():
-        slug = table_slug(key)
-        ours = sum(r.source != LITERATURE for r in rows)
-        items.append(f'<li><a href="{slug}.html">{_e(table_title(key))}</a> — {ours} of ours, {len(rows) - ours} '
-                     f'from the literature (<a href="{slug}.md">md</a>, <a href="{slug}.csv">csv</a>, '
-                     f'<a href="{slug}.png">png</a>)</li>')
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>generalist-bench leaderboards</title><style>{CSS}</style></head>
-<body>
-<h1>generalist-bench leaderboards</h1>
-<p class="sub">Generated by <code>{_e(REGENERATE)}</code> from the model cards;
-see <a href="README.md">README.md</a>.</p>
-<ul>{''.join(items) or '<li>No rows yet.</li>'}</ul>
-<p class="notes">{_e(SORT_NOTE)} {_e(CI_NOTE)}</p>
-<p class="notes">{_e(LIT_NOTE)}</p>
-</body>
-</html>
-"""
+    view = [{"slug": table_slug(key), "title": table_title(key), "ours": sum(r.source != LITERATURE for r in rows),
+             "literature": sum(r.source == LITERATURE for r in rows)} for key, rows in tables.items()]
+    return _jinja().get_template("index.html.j2").render(tables=view, css=_css(), regenerate=REGENERATE,
+                                                        sort_note=SORT_NOTE, ci_note=CI_NOTE, lit_note=LIT_NOTE)
 
 
 # ------------------------------------------------------------------------------------------------ driver
