@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -21,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, UnknownNameError
-from .threat import NORMS, parse_eps
+from .threat import NORMS
+from .utils import typed
 
 AUGMENTS = ("none", "flip", "crop", "crop_flip")
 BN_MODES = ("eval", "train")
@@ -245,91 +245,33 @@ def validate(cfg: Config) -> None:
 
 # ------------------------------------------------------------------------------------ dict round trip
 def to_dict(obj: Any) -> Any:
-    if is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
-    if isinstance(obj, tuple | list):
-        return [to_dict(v) for v in obj]
-    return obj
+    return typed.to_dict(obj)
 
 
 def _hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    return typed.hints(cls)
+
+
+def _config_error(e: Exception) -> ConfigError:
+    if isinstance(e, typed.UnknownKeys):
+        return ConfigError(f"unknown config key(s) {', '.join(e.unknown)}; valid keys here: {', '.join(e.valid)}")
+    return ConfigError(str(e))
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(a, value, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
-    if is_dataclass(tp):
-        if isinstance(tp, type) and isinstance(value, tp):
-            return value
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a table/mapping, got {value!r}")
-        return from_dict(tp, value, where)
-    if origin is tuple:
-        if isinstance(value, str) or not isinstance(value, Sequence):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(args) != len(value):
-            raise ConfigError(f"{where}: expected {len(args)} items, got {value!r}")
-        return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        try:
-            f = float(value)
-        except ValueError:
-            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-        if not f.is_integer():
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return int(f)
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if isinstance(value, str) and "/" in value:  # "8/255"
-            try:
-                return parse_eps(value)
-            except (ValueError, ZeroDivisionError):
-                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    return value
+    """``value`` as ``tp`` from a config file or an override (strings parsed: see ``utils.typed``)."""
+    try:
+        return typed.coerce(tp, value, where)
+    except (typed.TypeMismatch, typed.UnknownKeys) as e:
+        raise _config_error(e) from None
 
 
 def from_dict(cls, data: Mapping[str, Any], where: str = ""):
     """Build dataclass ``cls`` from a mapping; unknown keys are errors (typos must not pass silently)."""
-    hints = _hints(cls)
-    names = {f.name for f in fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ConfigError(f"unknown config key(s) {', '.join(sorted(where + k for k in unknown))}; "
-                          f"valid keys here: {', '.join(sorted(names))}")
-    kwargs = {k: _coerce(hints[k], v, f"{where}{k}") for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return typed.from_dict(cls, data, where)
+    except (typed.TypeMismatch, typed.UnknownKeys) as e:
+        raise _config_error(e) from None
 
 
 def merge_dict(cfg: Any, data: Mapping[str, Any], where: str = "") -> Any:

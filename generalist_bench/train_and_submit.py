@@ -153,15 +153,15 @@ def _submit_locked(cfg: Config, out_dir: Path, profile: Profile, args: argparse.
     quick = _evaluate(result.model, cfg, "quick", profile.quick_n_examples, out_dir, profile, progress)
     summary = result.summary
     card = make_card(cfg, {"autoattack": aa, "quick": quick},
-                     chosen_epoch=summary["selection"]["chosen_epoch"],
-                     train_wall_time_s=summary["train_wall_time_s"], hardware=summary["hardware"],
+                     chosen_epoch=summary.selection.chosen_epoch,
+                     train_wall_time_s=summary.train_wall_time_s, hardware=summary.hardware,
                      command=command, quick=profile.name == "quick",
                      footnote=f"quick profile: {profile.describe()}" if profile.name == "quick" else None)
     pt, js = save_to_zoo(result.model.state_dict(), card, args.model_dir)
     row = {"model_id": js.stem, "trainer": cfg.train.trainer, "clean_acc": aa.clean_acc,
            "autoattack_acc": aa.robust_acc,
            "n_examples": n_aa, "pgd20_acc_full": quick.robust_acc, "clean_acc_full": quick.clean_acc,
-           "chosen_epoch": summary["selection"]["chosen_epoch"], "card": str(js), "checkpoint": str(pt),
+           "chosen_epoch": summary.selection.chosen_epoch, "card": str(js), "checkpoint": str(pt),
            "seconds": time.perf_counter() - t0}
     print(f"== {cfg.name}: clean {aa.clean_acc:.2f}%  AutoAttack {aa.robust_acc:.2f}% (n={n_aa}) → {js}",
           file=sys.stderr, flush=True)

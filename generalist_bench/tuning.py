@@ -32,6 +32,7 @@ from typing import Any
 from .data.splits import split_locked
 from .errors import ConfigError
 from .presets import resolve_config
+from .trainers.summary import SummaryError, TrainSummary
 from .utils.io import atomic_write_text
 
 TUNE_BUDGET: dict[str, Any] = {
@@ -156,11 +157,11 @@ def outcome(trial: Trial, root: Path = RUN_ROOT) -> dict[str, Any] | None:
     """The finished trial's validation numbers, or None while it has not finished all its epochs."""
     d = run_dir(trial, root)
     try:
-        summary = json.loads((d / "summary.json").read_text())
+        summary = TrainSummary.load(d / "summary.json")
         history = [json.loads(line) for line in (d / "history.jsonl").read_text().splitlines() if line.strip()]
-    except (OSError, ValueError):
+    except (OSError, ValueError, SummaryError):
         return None
-    if summary.get("epochs") != len(history) or not history:
+    if summary.epochs != len(history) or not history:
         return None
     criterion = CRITERION.get(trial.method, "clean+robust")
     chosen = max(history, key=lambda h: (_score(h, criterion), -h["epoch"]))  # first epoch on ties
@@ -171,8 +172,8 @@ def outcome(trial: Trial, root: Path = RUN_ROOT) -> dict[str, Any] | None:
             "score": _score(chosen, criterion),
             "last_val_clean": last["val_clean"], "last_val_pgd20": last.get("val_robust", 0.0),
             "curve": [(h["epoch"], round(h["val_clean"], 1), round(h.get("val_robust", 0.0), 1)) for h in history],
-            "wall_min": summary["train_wall_time_s"] / 60, "img_per_s": summary["img_per_s_mean"],
-            "n_train": summary["n_train"], "n_val": summary["selection"]["n_val"], "commit": summary.get("commit")}
+            "wall_min": summary.train_wall_time_s / 60, "img_per_s": summary.img_per_s_mean,
+            "n_train": summary.n_train, "n_val": summary.selection.n_val, "commit": summary.commit}
 
 
 def winners(root: Path = RUN_ROOT) -> dict[str, Trial]:

@@ -230,8 +230,11 @@ def test_resume_after_kill_is_bit_identical(tmp_path, monkeypatch):
 def test_outputs_record_selection_on_validation_split(tmp_path):
     res = Trainer(tiny("fmnist-smallcnn-trades", "train.epochs=2"), tmp_path, progress=False).run()
     s = res.summary
-    assert s["selection"]["split"] == "val" and s["selection"]["criterion"] == "clean+robust"
-    assert s["selection"]["chosen_epoch"] in (1, 2)
+    assert s.selection.split == "val" and s.selection.criterion == "clean+robust"
+    assert s.selection.chosen_epoch in (1, 2)
+    from generalist_bench.trainers.summary import TrainSummary
+
+    assert TrainSummary.load(tmp_path / "summary.json") == s  # the file round-trips to the same typed summary
     for name in ("config.json", "checkpoint.pt", "best.pt", "history.jsonl", "summary.json"):
         assert (tmp_path / name).is_file()
     rec = res.history[-1]
@@ -337,5 +340,28 @@ def test_reopening_a_finished_run_keeps_the_training_sessions_machine(tmp_path):
     s["hardware"]["torch_threads"], s["commit"] = 77, "trained-here"
     path.write_text(json.dumps(s))
     again = Trainer(cfg, tmp_path, resume=True, progress=False).run()
-    assert again.summary["hardware"]["torch_threads"] == 77 and again.summary["commit"] == "trained-here"
+    assert again.summary.hardware["torch_threads"] == 77 and again.summary.commit == "trained-here"
     assert json.loads(path.read_text())["commit"] == "trained-here"
+
+
+def test_a_damaged_summary_is_one_clear_error(tmp_path):
+    """summary.json is a typed hand-off: a missing or ill-typed field is named, not a KeyError downstream."""
+    import json
+
+    from generalist_bench.trainers.summary import SummaryError, TrainSummary
+
+    cfg = tiny("fmnist-smallcnn-standard", "train.epochs=1")
+    Trainer(cfg, tmp_path, progress=False).run()
+    path = tmp_path / "summary.json"
+    good = json.loads(path.read_text())
+    for change, match in (({"epochs": "1"}, "field 'epochs' must be an integer"),
+                          ({"selection": {**good["selection"], "n_val": 1.5}}, "field 'selection.n_val'"),
+                          ({"surprise": 1}, "unknown field"),
+                          ({"selection": {k: v for k, v in good["selection"].items() if k != "split"}},
+                           "missing field.*selection.split")):
+        path.write_text(json.dumps({**good, **change}))
+        with pytest.raises(SummaryError, match=match):
+            TrainSummary.load(path)
+    path.write_text("{not json")
+    with pytest.raises(SummaryError, match="not valid JSON"):
+        TrainSummary.load(path)

@@ -110,8 +110,11 @@ def test_winner_is_the_best_validation_score_once_all_trials_of_a_method_finishe
         hist = [{"epoch": 1, "val_clean": clean, "val_robust": robust}]
         (d / "history.jsonl").write_text(json.dumps(hist[0]) + "\n")
         (d / "summary.json").write_text(json.dumps({
-            "epochs": 1, "selection": {"chosen": {"epoch": 1, "val_clean": clean, "val_robust": robust}, "n_val": 10},
-            "train_wall_time_s": 6.0, "img_per_s_mean": 1.0, "n_train": 10, "commit": "abc"}))
+            "config_name": trial.id, "trainer": trial.method, "epochs": 1, "seed": 0,
+            "selection": {"split": "val", "criterion": "clean+robust", "n_val": 10, "attack": "PGD-20",
+                          "chosen_epoch": 1, "chosen": {"epoch": 1, "val_clean": clean, "val_robust": robust}},
+            "last": hist[0], "train_wall_time_s": 6.0, "img_per_s_mean": 1.0, "n_train": 10, "data_source": "fake",
+            "world_size": 1, "hardware": {}, "versions": {}, "commit": "abc"}))
 
     std = [t for t in T.TRIALS if t.method == "standard"]
     for i, t in enumerate(std[:-1]):

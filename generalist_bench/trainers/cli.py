@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(base, overrides, args.config) if base or not args.config else \
         resolve_config(args.config, overrides)
     result = Trainer(cfg, args.out, resume=args.resume, progress=not args.no_progress).run()
-    if result.out_dir and (not result.summary or result.summary.get("world_size", 1) >= 1):
-        chosen = result.summary.get("selection", {}).get("chosen") or {}
+    if result.out_dir and result.summary is not None:
+        chosen = result.summary.selection.chosen or {}
         print(f"trained {cfg.name}: selected epoch {chosen.get('epoch')} by {chosen.get('criterion')} on the "
               f"validation split (clean {chosen.get('val_clean', float('nan')):.2f}%, PGD "
               f"{chosen.get('val_robust', float('nan')):.2f}%); outputs in {result.out_dir}")

@@ -17,7 +17,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from .augment import augment
 from .distributed import DistInfo, all_reduce_mean, average_float_buffers, barrier, init_distributed
 from .generalist import GlobalLearner, epoch_redistributes, iteration_redistributes, mixing_weights
 from .objectives import build_objective
+from .summary import Selection, TrainSummary
 from .validation import score, validate
 
 log = logging.getLogger("generalist_bench.train")
@@ -67,7 +68,7 @@ class TrainResult:
     checkpoint_path: Path
     best_path: Path
     out_dir: Path
-    summary: dict = field(default_factory=dict)
+    summary: TrainSummary | None = None
 
 
 def default_out_dir(cfg: Config) -> Path:
@@ -346,37 +347,38 @@ class Trainer:
         best = copy.deepcopy(self.trained_model).eval()
         if self.best_path.exists():
             best.load_state_dict(torch.load(self.best_path, map_location=self.device, weights_only=True))
-        summary = {
-            "config_name": self.cfg.name,
-            "trainer": self.cfg.train.trainer,
-            "epochs": self.cfg.train.epochs,
-            "seed": self.cfg.train.seed,
-            "selection": {"split": "val", "criterion": self.cfg.train.selection.criterion,
-                          "n_val": len(self.val_y), "attack": f"PGD-{self.cfg.train.selection.attack_steps} "
-                          f"({self.cfg.threat.norm}, eps {self.cfg.threat.eps:g}, step eps/4, seeded uniform start)",
-                          "chosen_epoch": self.best["epoch"] if self.best else None, "chosen": self.best},
-            "last": {k: self.history[-1][k] for k in ("epoch", "val_clean", "val_robust") if k in self.history[-1]}
-            if self.history else None,
-            "train_wall_time_s": self.elapsed,
-            "img_per_s_mean": (sum(h["img_per_s"] for h in self.history) / len(self.history)) if self.history else None,
-            "n_train": len(self.y),
-            "data_source": self.data_source,
-            "world_size": self.dist.world_size,
-            "hardware": hardware(),
-            "versions": library_versions(),
-            "commit": git_commit(),
-        }
-        old = self.out_dir / "summary.json"
-        if self.start_epoch > self.cfg.train.epochs and old.exists():
+        reopened = self.start_epoch > self.cfg.train.epochs
+        prev = None
+        if reopened:
             # nothing trained in this process (a finished run reopened, e.g. to publish it): the machine, thread
             # count, versions and commit that trained it stay those of the session that wrote the summary
             try:
-                prev = json.loads(old.read_text())
-                summary.update({k: prev[k] for k in ("hardware", "versions", "commit") if k in prev})
-            except (OSError, ValueError):
-                pass
+                prev = TrainSummary.load(self.out_dir / "summary.json")
+            except CheckpointError:
+                prev = None
+        summary = TrainSummary(
+            config_name=self.cfg.name,
+            trainer=self.cfg.train.trainer,
+            epochs=self.cfg.train.epochs,
+            seed=self.cfg.train.seed,
+            selection=Selection(
+                split="val", criterion=self.cfg.train.selection.criterion, n_val=len(self.val_y),
+                attack=f"PGD-{self.cfg.train.selection.attack_steps} ({self.cfg.threat.norm}, eps "
+                       f"{self.cfg.threat.eps:g}, step eps/4, seeded uniform start)",
+                chosen_epoch=self.best["epoch"] if self.best else None, chosen=self.best),
+            last={k: self.history[-1][k] for k in ("epoch", "val_clean", "val_robust") if k in self.history[-1]}
+            if self.history else None,
+            train_wall_time_s=self.elapsed,
+            img_per_s_mean=(sum(h["img_per_s"] for h in self.history) / len(self.history)) if self.history else None,
+            n_train=len(self.y),
+            data_source=self.data_source,
+            world_size=self.dist.world_size,
+            hardware=prev.hardware if prev else hardware(),
+            versions=prev.versions if prev else library_versions(),
+            commit=prev.commit if prev else git_commit(),
+        )
         if self.dist.is_primary:
-            atomic_write_json(self.out_dir / "summary.json", summary)
+            atomic_write_json(self.out_dir / "summary.json", summary.to_dict())
         return TrainResult(best, final, self.history, self.checkpoint_path, self.best_path, self.out_dir, summary)
 
 

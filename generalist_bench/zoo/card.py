@@ -23,8 +23,6 @@ import math
 import re
 import shlex
 import sys
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +32,7 @@ from typing import Any
 from ..errors import CheckpointError, ConfigError
 from ..registry import title as display_title
 from ..threat import NORMS, normalize_norm, parse_eps  # noqa: F401  (parse_eps: part of this module's API)
+from ..utils import typed
 
 CARD_SCHEMA_VERSION = 1
 AA_SUITE = "autoattack"          # the evaluation suite whose numbers are the card's headline numbers
@@ -111,9 +110,13 @@ class ModelCard:
     evaluations: dict[str, dict[str, Any]]     # suite name → EvalResult.to_dict()
 
     def __post_init__(self) -> None:
-        hints = _hints()
+        hints = typed.hints(type(self))
         for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, _check_type(f.name, hints[f.name], getattr(self, f.name)))
+            try:
+                value = typed.coerce(hints[f.name], getattr(self, f.name), f.name, strict=True)
+            except typed.TypeMismatch as e:
+                raise ModelCardError(f"field {f.name!r} must be {e.expected}, got {e.value!r:.80}") from None
+            object.__setattr__(self, f.name, value)
         _validate(self)
 
     # ------------------------------------------------------------------------------------- conversions
@@ -129,18 +132,14 @@ class ModelCard:
         ``ModelCardError`` naming the field."""
         if not isinstance(data, Mapping):
             raise ModelCardError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        names = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise ModelCardError(f"{source}: unknown field(s) {', '.join(map(repr, unknown))}; "
-                                 f"valid fields: {', '.join(names)}")
-        required = [n for n, f in names.items()
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-        missing = [n for n in required if n not in data]
-        if missing:
-            raise ModelCardError(f"{source}: missing required field(s) {', '.join(map(repr, missing))}")
         try:
-            return cls(**data)
+            typed.check_keys(cls, data, require=True)
+            return cls(**data)  # each field type-checked (strict) by __post_init__
+        except typed.UnknownKeys as e:
+            raise ModelCardError(f"{source}: unknown field(s) {', '.join(map(repr, e.unknown))}; "
+                                 f"valid fields: {', '.join(f.name for f in dataclasses.fields(cls))}") from None
+        except typed.MissingKeys as e:
+            raise ModelCardError(f"{source}: missing required field(s) {', '.join(map(repr, e.missing))}") from None
         except ModelCardError as e:
             raise ModelCardError(f"{source}: {e}") from None
 
@@ -209,61 +208,6 @@ class ModelCard:
 
 def _pct_str(x: float | None) -> str:
     return "" if x is None else f"{x:.2f}"
-
-
-# ------------------------------------------------------------------------------------------ type checks
-_HINTS: dict[str, Any] = {}
-
-
-def _hints() -> dict[str, Any]:
-    if not _HINTS:
-        _HINTS.update(typing.get_type_hints(ModelCard))
-    return _HINTS
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
-    if origin is dict or tp is dict:
-        return "an object"
-    return {str: "a string", int: "an integer", float: "a number", bool: "true/false"}.get(tp, str(tp))
-
-
-def _check_type(name: str, tp: Any, value: Any) -> Any:
-    """Return ``value`` coerced to ``tp`` (int → float for float fields) or raise naming ``name``."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1:
-            try:
-                return _check_type(name, inner[0], value)
-            except ModelCardError:
-                pass
-        raise ModelCardError(f"field {name!r} must be {_type_name(tp)}, got {value!r:.80}")
-    ok: bool
-    if tp is bool:
-        ok = isinstance(value, bool)
-    elif tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif tp is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        if ok:
-            value = float(value)
-    elif tp is str:
-        ok = isinstance(value, str)
-    elif origin is dict or tp is dict:
-        ok = isinstance(value, Mapping) and all(isinstance(k, str) for k in value)
-        if ok:
-            value = dict(value)
-    else:  # pragma: no cover - every field type is listed above
-        ok = True
-    if not ok:
-        raise ModelCardError(f"field {name!r} must be {_type_name(tp)}, got {value!r:.80}")
-    return value
 
 
 def _pct(where: str, value: Any, allow_none: bool = False) -> float | None:

@@ -1,0 +1,73 @@
+"""``TrainSummary``: what a finished training run hands to publishing (``summary.json`` beside its checkpoints)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckpointError
+from ..utils import typed
+
+
+class SummaryError(CheckpointError):
+    """A ``summary.json`` that is not valid JSON, lacks a field or has one of the wrong type."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    split: str                          # always "val": checkpoints are chosen on the validation split
+    criterion: str
+    n_val: int
+    attack: str                         # e.g. "PGD-20 (Linf, eps 0.1, step eps/4, seeded uniform start)"
+    chosen_epoch: int | None
+    chosen: dict[str, Any] | None       # the chosen epoch's validation record
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    config_name: str
+    trainer: str
+    epochs: int
+    seed: int
+    selection: Selection
+    last: dict[str, Any] | None         # the last epoch's validation numbers
+    train_wall_time_s: float
+    img_per_s_mean: float | None
+    n_train: int
+    data_source: str
+    world_size: int
+    hardware: dict[str, Any]            # of the session that trained it
+    versions: dict[str, Any]
+    commit: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return typed.to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "summary") -> TrainSummary:
+        if not isinstance(data, dict):
+            raise SummaryError(f"{source}: expected a JSON object")
+        try:
+            typed.check_keys(cls, data, require=True)
+            if isinstance(data.get("selection"), dict):
+                typed.check_keys(Selection, data["selection"], "selection.", require=True)
+            return typed.from_dict(cls, data, strict=True)
+        except typed.UnknownKeys as e:
+            raise SummaryError(f"{source}: unknown field(s) {', '.join(e.unknown)}") from None
+        except typed.MissingKeys as e:
+            raise SummaryError(f"{source}: missing field(s) {e.where}{(', ' + e.where).join(e.missing)}") from None
+        except typed.TypeMismatch as e:
+            raise SummaryError(f"{source}: field {e.where!r} must be {e.expected}, got {e.value!r:.80}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainSummary:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except OSError as e:
+            raise SummaryError(f"{path}: cannot be read ({e.strerror or e})") from None
+        except ValueError as e:
+            raise SummaryError(f"{path}: not valid JSON ({e})") from None
+        return cls.from_dict(data, str(path))
