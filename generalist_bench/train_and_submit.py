@@ -138,7 +138,7 @@ def submit_one(preset: str, profile: Profile, args: argparse.Namespace, command:
 
 def _submit_locked(cfg: Config, out_dir: Path, profile: Profile, args: argparse.Namespace, command: str) -> dict:
     from .trainers.trainer import Trainer
-    from .zoo.card import make_card
+    from .zoo.card import Provenance, Work, make_card
     from .zoo.store import save_to_zoo
 
     progress = not args.no_progress
@@ -152,11 +152,9 @@ def _submit_locked(cfg: Config, out_dir: Path, profile: Profile, args: argparse.
           flush=True)
     quick = _evaluate(result.model, cfg, "quick", profile.quick_n_examples, out_dir, profile, progress)
     summary = result.summary
-    card = make_card(cfg, {"autoattack": aa, "quick": quick},
-                     chosen_epoch=summary.selection.chosen_epoch,
-                     train_wall_time_s=summary.train_wall_time_s, hardware=summary.hardware,
-                     command=command, quick=profile.name == "quick",
-                     footnote=f"quick profile: {profile.describe()}" if profile.name == "quick" else None)
+    card = make_card(cfg, {"autoattack": aa, "quick": quick}, training=summary,
+                     provenance=Provenance.here(command), quick=profile.name == "quick",
+                     work=Work(footnote=f"quick profile: {profile.describe()}" if profile.name == "quick" else None))
     pt, js = save_to_zoo(result.model.state_dict(), card, args.model_dir)
     row = {"model_id": js.stem, "trainer": cfg.train.trainer, "clean_acc": aa.clean_acc,
            "autoattack_acc": aa.robust_acc,

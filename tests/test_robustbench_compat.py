@@ -107,11 +107,11 @@ def test_register_zoo_cifar100(tmp_path, rb):
     from test_zoo_helpers import COMMIT, VERSIONS, eval_result
 
     from generalist_bench.presets import get_preset
-    from generalist_bench.zoo.card import make_card
+    from generalist_bench.zoo.card import Provenance, make_card
 
     cfg = get_preset("cifar10-resnet18-trades").with_overrides(["data.dataset=cifar100", "model.arch=small_cnn"])
     card = make_card(cfg, {"autoattack": eval_result("cifar100", 8 / 255, 100, 60, {"apgd-ce": 30, "apgd-t": 25})},
-                     model_id="Tiny100", command="x", versions=VERSIONS, commit=COMMIT, hardware={})
+                     model_id="Tiny100", provenance=Provenance("2026-01-01T00:00:00+00:00", "x", COMMIT, VERSIONS))
     from generalist_bench.models import model_for_dataset
 
     save_to_zoo(model_for_dataset("small_cnn", "cifar100").state_dict(), card, tmp_path)

@@ -127,7 +127,10 @@ def test_invalid_json_and_missing_file(tmp_path):
 def test_card_without_autoattack():
     cfg = fmnist_card("standard", 900, (0, 0, 0, 0)).recipe
     ev = {"paper": fmnist_card("standard", 900, (0, 0, 0, 0)).evaluations["autoattack"]}
-    c = make_card(cfg, ev, command="x", versions={}, commit=None, hardware={}, date="2026-01-01")
+    from generalist_bench.config import config_from_dict
+    from generalist_bench.zoo.card import Provenance
+
+    c = make_card(config_from_dict(cfg), ev, provenance=Provenance("2026-01-01", "x", None, {}))
     assert c.primary_suite is None and c.autoattack_acc is None and c.clean_acc is None
     assert ModelCard.from_json(c.to_json()) == c
 

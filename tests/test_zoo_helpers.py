@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 
 from generalist_bench.presets import get_preset
-from generalist_bench.zoo.card import ModelCard, make_card
+from generalist_bench.trainers.summary import Selection, TrainSummary
+from generalist_bench.zoo.card import ModelCard, Provenance, Work, make_card
 
 VERSIONS = {"generalist-bench": "0.1.0", "torch": "2.14.1", "torchvision": "0.29.1", "torchattacks": "3.5.1",
             "pyautoattack": "0.2.0", "robustbench": "1.1.1", "numpy": "2.4.6", "python": "3.11.7"}
@@ -48,6 +49,26 @@ def eval_result(dataset: str, eps: float, n: int, clean_k: int, per_attack_k: di
     }
 
 
+def training(cfg, chosen_epoch: int | None, wall: float | None, hardware: dict) -> TrainSummary:
+    """The summary of a (fabricated) training run of ``cfg``: what a card takes from it."""
+    return TrainSummary(config_name=cfg.name, trainer=cfg.train.trainer, epochs=cfg.train.epochs, seed=cfg.train.seed,
+                        selection=Selection("val", cfg.train.selection.criterion, cfg.train.selection.n_val, "PGD-20",
+                                            chosen_epoch, None),
+                        last=None, train_wall_time_s=wall, img_per_s_mean=None, n_train=55000, data_source="fabricated",
+                        world_size=1, hardware=hardware, versions=VERSIONS, commit=COMMIT)
+
+
+def provenance(command: str, date: str = "2026-11-20T10:00:00+00:00") -> Provenance:
+    return Provenance(date=date, command=command, commit=COMMIT, versions=VERSIONS)
+
+
+def _work(kw: dict) -> dict:
+    """make_card keywords, with the RobustBench work fields gathered into ``work=Work(...)``."""
+    fields = {k: kw.pop(k) for k in ("name", "link", "authors", "venue", "footnote", "reported", "additional_data")
+              if k in kw}
+    return {**kw, "work": Work(**fields)} if fields else kw
+
+
 def fmnist_card(trainer: str, clean_k: int, aa_k: tuple[int, int, int, int], *, n: int = 1000, quick: bool = False,
                 wall: float = 1800.0, date: str = "2026-11-20T10:00:00+00:00", extra_suite: bool = False,
                 **kw) -> ModelCard:
@@ -59,9 +80,9 @@ def fmnist_card(trainer: str, clean_k: int, aa_k: tuple[int, int, int, int], *, 
                                      suite="paper")
     if quick:
         cfg = cfg.with_overrides(["train.epochs=2"])
-    return make_card(cfg, evals, chosen_epoch=cfg.train.epochs if trainer == "standard" else cfg.train.epochs - 1,
-                     train_wall_time_s=wall, hardware=CPU, command=f"generalist-bench submit fmnist-smallcnn-{trainer}",
-                     quick=quick, date=date, versions=VERSIONS, commit=COMMIT, **kw)
+    chosen = cfg.train.epochs if trainer == "standard" else cfg.train.epochs - 1
+    return make_card(cfg, evals, training=training(cfg, chosen, wall, CPU), quick=quick,
+                     provenance=provenance(f"generalist-bench submit fmnist-smallcnn-{trainer}", date), **_work(kw))
 
 
 def cifar_card(trainer: str = "generalist", clean_k: int = 8012, aa_k=(4702, 4421, 4410, 4398), n: int = 10000,
@@ -70,10 +91,9 @@ def cifar_card(trainer: str = "generalist", clean_k: int = 8012, aa_k=(4702, 442
     if arch != "resnet18":
         cfg = cfg.with_overrides([f"model.arch={arch}"])
     evals = {"autoattack": eval_result("cifar10", 8 / 255, n, clean_k, dict(zip(AA_ATTACKS, aa_k, strict=True)))}
-    kw.setdefault("date", "2026-11-21T09:30:00+00:00")
-    return make_card(cfg, evals, chosen_epoch=110, train_wall_time_s=5.4 * 3600, hardware=GPU,
-                     command=f"generalist-bench submit cifar10-resnet18-{trainer}", versions=VERSIONS, commit=COMMIT,
-                     **kw)
+    date = kw.pop("date", "2026-11-21T09:30:00+00:00")
+    return make_card(cfg, evals, training=training(cfg, 110, 5.4 * 3600, GPU),
+                     provenance=provenance(f"generalist-bench submit cifar10-resnet18-{trainer}", date), **_work(kw))
 
 
 def small_cnn_state(dataset: str = "cifar10", seed: int = 0) -> dict[str, torch.Tensor]:

@@ -206,8 +206,10 @@ def test_card_from_a_real_evaluation(tmp_path):
                                      batch_size=16, progress=False)
     finally:
         torch.set_num_threads(threads)
-    card = make_card(get_preset("fmnist-smallcnn-standard"), {"quick": result}, command="pytest", hardware={},
-                     versions=VERSIONS, commit=COMMIT, quick=True)
+    from generalist_bench.zoo.card import Provenance
+
+    card = make_card(get_preset("fmnist-smallcnn-standard"), {"quick": result}, quick=True,
+                     provenance=Provenance("2026-01-01T00:00:00+00:00", "pytest", COMMIT, VERSIONS))
     assert card.primary_suite is None and card.autoattack_acc is None  # no AutoAttack run: no AA headline
     assert card.evaluations["quick"] == json.loads(result.to_json())
     _, js = save_to_zoo(sd, card, tmp_path)

@@ -27,12 +27,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..config import Config
 from ..errors import CheckpointError, ConfigError
 from ..registry import title as display_title
 from ..threat import NORMS, normalize_norm, parse_eps  # noqa: F401  (parse_eps: part of this module's API)
 from ..utils import typed
+
+if TYPE_CHECKING:  # (not imported at run time: cards stay readable without torch)
+    from ..trainers.summary import TrainSummary
 
 CARD_SCHEMA_VERSION = 1
 AA_SUITE = "autoattack"          # the evaluation suite whose numbers are the card's headline numbers
@@ -342,35 +346,58 @@ def _selection_rule(selection: Mapping[str, Any] | None) -> str:
             f"(held out of train{attack}; test set never used), evaluated every {selection.get('every', 1)} epoch(s)")
 
 
-def make_card(config: Any, evaluations: Mapping[str, Any], *, model_id: str | None = None,
-              chosen_epoch: int | None = None, train_wall_time_s: float | None = None,
-              hardware: Mapping[str, Any] | None = None, command: str | None = None, quick: bool = False,
-              primary_suite: str | None = AA_SUITE, name: str | None = None, link: str = "", authors: str = "",
-              venue: str = "", footnote: str | None = None, reported: float | None = None,
-              arch_kwargs: Mapping[str, Any] | None = None, date: str | None = None,
-              versions: Mapping[str, Any] | None = None, commit: str | None = None,
-              selection_rule: str | None = None, additional_data: bool = False) -> ModelCard:
-    """A card for a model trained from ``config`` (a ``Config`` or its dict) and evaluated as ``evaluations``
-    (suite name → ``EvalResult`` or its ``to_dict()``).
+@dataclass(frozen=True)
+class Provenance:
+    """How and where an entry was made. ``Provenance.here()``: this process (now, its command line, the checkout's
+    commit, the installed versions)."""
 
-    Dataset, threat model, eps, architecture, trainer, seed and epochs come from the config; the headline
-    ``clean_acc`` / ``autoattack_acc`` / ``n_examples`` from ``evaluations[primary_suite]`` (``None`` if that
-    suite was not run). ``quick=True`` appends ``_quick`` to the name. Versions, commit, hardware, date and
-    command default to this process's when not given (``None``).
+    date: str
+    command: str
+    commit: str | None
+    versions: dict[str, Any]
+
+    @classmethod
+    def here(cls, command: str | None = None) -> Provenance:
+        from ..utils import env
+
+        return cls(date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   command=command or shlex.join([Path(sys.executable).name, *sys.argv]),
+                   commit=env.git_commit(), versions=env.library_versions())
+
+
+@dataclass(frozen=True)
+class Work:
+    """RobustBench's fields about the work an entry belongs to (all optional for our own entries)."""
+
+    name: str | None = None  # title; default "<Trainer> (<arch>, <dataset>, <norm> eps <eps>) — generalist-bench"
+    link: str = ""
+    authors: str = ""
+    venue: str = ""
+    footnote: str | None = None
+    reported: float | None = None     # robust accuracy the authors report (None: = AutoAttack accuracy)
+    additional_data: bool = False
+
+
+def make_card(config: Config, evaluations: Mapping[str, Any], *, training: TrainSummary | None = None,
+              provenance: Provenance | None = None, work: Work = Work(), model_id: str | None = None,
+              quick: bool = False, primary_suite: str | None = AA_SUITE,
+              arch_kwargs: Mapping[str, Any] | None = None) -> ModelCard:
+    """A card for a model trained from ``config`` (a resolved ``Config``), by the run that ``training`` summarises
+    (chosen epoch, training wall time and hardware; None: unknown), evaluated as ``evaluations`` (suite name →
+    ``EvalResult`` or its ``to_dict()``), published as ``provenance`` says (default: this process).
+
+    Dataset, threat model, eps, architecture, trainer, seed, epochs and the selection rule come from the config;
+    the headline ``clean_acc`` / ``autoattack_acc`` / ``n_examples`` from ``evaluations[primary_suite]`` (``None`` if
+    that suite was not run). ``quick=True`` appends ``_quick`` to the name.
     """
-    cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    cfg = _jsonable("recipe", cfg)
-    try:
-        dataset, arch = cfg["data"]["dataset"], cfg["model"]["arch"]
-        norm, eps = cfg["threat"]["norm"], float(cfg["threat"]["eps"])
-        train = cfg["train"]
-        trainer, seed, epochs = train["trainer"], int(train["seed"]), int(train["epochs"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelCardError(f"field 'recipe': the config lacks {e} (expected a resolved Config)") from None
     from ..data import get_dataset_info
-    from ..utils import env
 
-    info = get_dataset_info(dataset)
+    if not isinstance(config, Config):
+        raise ModelCardError(f"field 'recipe': expected a resolved Config, got {type(config).__name__}")
+    prov = provenance or Provenance.here()
+    cfg = _jsonable("recipe", config.to_dict())
+    arch, norm, eps, train = config.model.arch, config.threat.norm, float(config.threat.eps), config.train
+    info = get_dataset_info(config.data.dataset)
     evals = {}
     for suite, ev in evaluations.items():
         evals[str(suite)] = _jsonable(f"evaluations.{suite}", ev.to_dict() if hasattr(ev, "to_dict") else ev)
@@ -378,46 +405,46 @@ def make_card(config: Any, evaluations: Mapping[str, Any], *, model_id: str | No
     if primary_suite and headline is None:
         primary_suite = None
     if model_id is None:
-        base = cfg.get("name") if cfg.get("name") not in (None, "", "custom") else f"{trainer}_{arch}_{info.name}"
-        model_id = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"{base}_seed{seed}")
+        base = config.name if config.name not in (None, "", "custom") else f"{train.trainer}_{arch}_{info.name}"
+        model_id = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"{base}_seed{train.seed}")
     if quick and not model_id.endswith(QUICK_SUFFIX):
         model_id += QUICK_SUFFIX
-    title = display_title("trainer", trainer)
+    title = display_title("trainer", train.trainer)
     return ModelCard(
         model_id=model_id,
-        link=link,
-        name=name if name is not None else
+        link=work.link,
+        name=work.name if work.name is not None else
         f"{title} ({display_title('architecture', arch)}, {display_title('dataset', info.name)}, {norm} eps "
         f"{format_eps(eps)}) — generalist-bench",
-        authors=authors,
-        venue=venue,
+        authors=work.authors,
+        venue=work.venue,
         architecture=display_title("architecture", arch),
         dataset=info.name,
-        additional_data=additional_data,
+        additional_data=work.additional_data,
         eps=eps,
         eps_str=format_eps(eps),
         clean_acc=headline["clean_acc"] if headline else None,
-        reported=reported,
+        reported=work.reported,
         autoattack_acc=headline["robust_acc"] if headline else None,
-        footnote=footnote,
+        footnote=work.footnote,
         threat_model=normalize_threat_model(norm),
         arch=arch,
         arch_kwargs=dict(arch_kwargs or {}),
         num_classes=info.num_classes,
         n_examples=headline["n_examples"] if headline else None,
         primary_suite=primary_suite,
-        trainer=trainer,
-        seed=seed,
-        epochs=epochs,
-        selection_rule=selection_rule or _selection_rule(train.get("selection")),
-        chosen_epoch=chosen_epoch,
-        train_wall_time_s=train_wall_time_s,
-        hardware=_jsonable("hardware", dict(hardware) if hardware is not None else env.hardware()),
+        trainer=train.trainer,
+        seed=train.seed,
+        epochs=train.epochs,
+        selection_rule=_selection_rule(cfg["train"].get("selection")),
+        chosen_epoch=training.selection.chosen_epoch if training else None,
+        train_wall_time_s=training.train_wall_time_s if training else None,
+        hardware=_jsonable("hardware", dict(training.hardware) if training else {}),
         quick=quick,
-        date=date or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        command=command or shlex.join([Path(sys.executable).name, *sys.argv]),
-        commit=commit if commit is not None else env.git_commit(),
-        versions=_jsonable("versions", dict(versions) if versions is not None else env.library_versions()),
+        date=prov.date,
+        command=prov.command,
+        commit=prov.commit,
+        versions=_jsonable("versions", dict(prov.versions)),
         recipe=cfg,
         evaluations=evals,
     )
