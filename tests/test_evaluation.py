@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -266,9 +267,11 @@ def test_result_json_schema(aa_result, tmp_path):
     assert d["per_attack"]["square"] == d["robust_acc"] == d["autoattack"]["robust_acc"]
     p = d["protocol"]
     for key in ("suite", "dataset", "split", "index_rule", "n_examples", "norm", "eps", "attacks", "seed",
-                "batch_size", "device", "dtype", "versions", "git_commit", "model_sha256", "per_sample_seeding",
-                "determinism", "per_attack_accuracy"):
+                "batch_size", "device", "dtype", "versions", "git_commit", "model_sha256", "engine", "exact",
+                "protocol_doc"):
         assert key in p, key
+    assert (Path(__file__).parents[1] / p["protocol_doc"]).is_file()  # the definitions live there, not in the file
+    assert not [k for k, v in p.items() if isinstance(v, str) and len(v) > 200 and k != "data_source"]
     assert (p["suite"], p["dataset"], p["split"], p["index_rule"], p["norm"], p["eps"], p["dtype"]) == (
         "autoattack", "fashion_mnist", "test", "first_n", "Linf", EPS, "float32")
     assert [a["name"] for a in p["attacks"]] == ["apgd-ce", "apgd-t", "fab-t", "square"]

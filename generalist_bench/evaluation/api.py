@@ -48,23 +48,8 @@ from .result import (
 from .suites import resolve_plan
 
 INDEX_RULES = ("first_n", "random")
-ENGINES = {
-    # recorded in every result as protocol.engine_description: kept word for word (the module is now
-    # evaluation.autoattack.compact) so that regenerated cards stay byte-identical
-    "compact": "AutoAttack components run by attacks.compact: pyautoattack's per-point arithmetic, settled points "
-               "leave the batch, all targets of a point in one batch (robust flags identical to pyautoattack); "
-               "model calls in chunks of at most 128 rows, no-grad passes through prepacked oneDNN convolutions "
-               "once their logits equal the eager model's bit for bit (evaluation.fastpath)",
-    "pyautoattack": "AutoAttack components run by pyautoattack's own loops (per-sample random starts) on the eager "
-                    "model, unchunked",
-    "fast": "compact, whose APGD and FAB iterations search on a channels_last copy of the model under bfloat16 "
-            "autocast (float32 where the CPU has no native bfloat16); every verdict of the search that settles a "
-            "point is confirmed by the exact float32 model before it counts, and a row whose verdict was rejected or "
-            "whose search margin is near the decision boundary runs on the exact model from then on; Square, the "
-            "clean pass, target orders "
-            "and final checks run in float32 (not exact: it can miss points the exact search fools; its agreement "
-            "with the exact engines is measured by generalist_bench.bench, see benchmarks/RESULTS.md)",
-}
+ENGINES = ("compact", "pyautoattack", "fast")  # defined in docs/PROTOCOL.md (result files name that file)
+PROTOCOL_DOC = "docs/PROTOCOL.md"
 LARGE_EPS = {"Linf": 0.5, "L2": 10.0}
 
 
@@ -336,18 +321,9 @@ def _protocol(spec: EvalSpec, model: nn.Module, attacks, info, data, norm: str, 
         "norm": norm, "eps": eps, "attacks": list(attacks.protocol_attacks), "skipped_attacks": list(attacks.skipped),
         "seed": spec.seed, "batch_size": spec.batch_size, "device": str(device), "dtype": "float32",
         "model_class": type(model).__name__, "model_sha256": model_fingerprint(model),
-        "engine": engine, "engine_description": ENGINES[engine], "exact": engine != "fast",
+        "engine": engine, "exact": engine != "fast",
         "search_dtype": ("bfloat16" if bf16_native() else "float32") if _searches(engine, device) else None,
-        "robust_definition": "a point is robust iff it is classified correctly clean and under the attack(s)",
-        "per_attack_accuracy": ("cumulative: robust accuracy after each attack, attacks run in order on the "
-                                "still-robust points (official AutoAttack reporting)") if attacks.mode == "cumulative"
-        else "individual: each attack run on every correctly classified point",
-        "per_sample_seeding": ("every random number an attack draws for a point comes from a generator seeded by "
-                               "(seed, the point's index in its split, attack); see each attack's 'randomness'"),
-        "determinism": ("a point's result does not depend on batch size, batch composition, resumption or "
-                        "sharding, up to floating-point differences of batch-size-dependent kernels (see "
-                        "sanity.batch_invariance); with the same batch size and no interruption the batches "
-                        "are exactly pyautoattack's"),
+        "protocol_doc": PROTOCOL_DOC,  # robust, per-attack accuracy, per-sample seeding, engines: defined there
     }
 
 
