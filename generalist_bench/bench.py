@@ -314,16 +314,22 @@ def hand_loop_epoch(x, y, batch: int = 128) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     g = torch.Generator().manual_seed(0)
     t0 = time.perf_counter()
-    perm = torch.randperm(len(y), generator=g)
+    pgd_at_epoch(model, opt, x, y, batch, g, lambda m, xb, yb: _pgd(m, xb, yb, generator=g))
+    return len(y) / (time.perf_counter() - t0)
+
+
+def pgd_at_epoch(model: nn.Module, opt, x, y, batch: int, generator: torch.Generator, attack) -> None:
+    """One plain PyTorch PGD-AT epoch: shuffled batches, ``attack(model, x, y)`` in eval mode, a CE step."""
+    perm = torch.randperm(len(y), generator=generator)
     for i in range(0, len(y), batch):
         idx = perm[i:i + batch]
-        xa = _pgd(model, x[idx], y[idx], generator=g)
+        model.eval()
+        xa = attack(model, x[idx], y[idx])
         model.train()
         loss = F.cross_entropy(model(xa), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return len(y) / (time.perf_counter() - t0)
 
 
 def art_epoch(x, y, batch: int = 128) -> float:

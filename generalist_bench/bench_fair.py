@@ -89,6 +89,7 @@ def train_outside(spec: dict[str, Any] = OUTSIDE, x: torch.Tensor | None = None,
                   y: torch.Tensor | None = None) -> nn.Module:
     """PGD-AT of the Madry CNN on the first ``train_images`` training images (validation images excluded)."""
     from .attacks import PGD
+    from .bench import pgd_at_epoch
     from .data import load_dataset
 
     if x is None:
@@ -101,16 +102,7 @@ def train_outside(spec: dict[str, Any] = OUTSIDE, x: torch.Tensor | None = None,
     attack = PGD(eps=eps, steps=spec["pgd_steps"], step_size=eps / 4, norm="Linf", start="uniform", loss="ce")
     g = torch.Generator().manual_seed(spec["seed"])
     for epoch in range(spec["epochs"]):
-        perm = torch.randperm(len(y), generator=g)
-        for i in range(0, len(y), spec["batch"]):
-            idx = perm[i:i + spec["batch"]]
-            model.eval()
-            xa = attack(model, x[idx], y[idx], generator=g)
-            model.train()
-            loss = F.cross_entropy(model(xa), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        pgd_at_epoch(model, opt, x, y, spec["batch"], g, lambda m, xb, yb: attack(m, xb, yb, generator=g))
         log(f"outside model: epoch {epoch + 1}/{spec['epochs']} done")
     return model.eval()
 
