@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, GeneralistBenchError
+from ..utils import typed
 
 RESULT_FORMAT = "generalist_bench.eval_result/1"
 AA_COMPONENTS = ("apgd-ce", "apgd-t", "fab-t", "square")
@@ -102,14 +103,14 @@ class EvalResult:
         fmt = data.get("format", RESULT_FORMAT)
         if fmt != RESULT_FORMAT:
             raise ConfigError(f"unsupported evaluation result format {fmt!r} (this version reads {RESULT_FORMAT})")
-        names = set(cls.__dataclass_fields__)
-        unknown = set(data) - names
-        if unknown:
-            raise ConfigError(f"unknown evaluation result key(s): {', '.join(sorted(unknown))}")
-        missing = {"protocol", "clean_acc", "robust_acc", "per_attack", "n_examples"} - set(data)
-        if missing:
-            raise ConfigError(f"evaluation result lacks key(s): {', '.join(sorted(missing))}")
-        return cls(**data)
+        try:
+            return typed.from_dict(cls, data, strict=True, require=True)
+        except typed.UnknownKeys as e:
+            raise ConfigError(f"unknown evaluation result key(s): {', '.join(e.unknown)}") from None
+        except typed.MissingKeys as e:
+            raise ConfigError(f"evaluation result lacks key(s): {', '.join(e.missing)}") from None
+        except typed.TypeMismatch as e:
+            raise ConfigError(f"evaluation result: {e.where!r} must be {e.expected}, got {e.value!r:.80}") from None
 
     @classmethod
     def from_json(cls, text: str) -> EvalResult:
