@@ -3,11 +3,11 @@ trainers and presets.
 
 A ``Registry`` maps a name to an ``Entry``: the registered object, its display title (cards, the leaderboard) and,
 where it is drawn, its plot style. A registry fills itself on first use by calling its ``fill`` function once (the
-built-in provider modules, then installed plugins: ``plugins.once(kind)``), so that importing a registry module
+built-in provider modules, then installed plugins: ``plugins.filler(kind)``), so that importing a registry module
 registers nothing by side effect beyond its own definitions.
 
-Registering a name twice is allowed only for the same definition (a module imported again re-registers its names,
-replacing the entries); another definition under a taken name is an error.
+Registering a name twice is allowed only for the same definition with the same title and style (a module imported
+again re-registers its names, replacing the entries); anything else under a taken name is an error.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Registry(Generic[T]):
     # ---------------------------------------------------------------- registration
     def register(self, name: str, value: T, *, title: str | None = None, style: Style | None = None) -> T:
         old = self._entries.get(name)
-        if old is not None and not self._same(old.value, value):
+        if old is not None and (not self._same(old.value, value) or (old.title, old.style) != (title or name, style)):
             raise ValueError(f"{self.label} {name!r} is already registered")
         self._entries[name] = Entry(name, value, title or name, style)
         return value

@@ -154,3 +154,18 @@ def test_unknown_architecture():
     assert "unknown architecture 'nope'" in str(e.value)
     with pytest.raises(UnknownNameError):
         model_for_dataset("nope", "fashion_mnist")
+
+
+def test_model_for_dataset_passes_input_size_only_to_builders_that_declare_it(monkeypatch):
+    """A builder that forwards **kwargs to another architecture must not receive input_size it cannot take."""
+    from generalist_bench.models import model_for_dataset
+
+    monkeypatch.setattr(model_registry.MODELS, "_entries", dict(model_registry.MODELS._entries))
+
+    def forwarding_resnet(num_classes=10, **kw):
+        return create_model("resnet18", num_classes=num_classes, **kw)
+
+    register_model(forwarding_resnet)
+    assert model_for_dataset("forwarding_resnet", "cifar10")(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    assert model_registry.accepts("small_cnn", "input_size") and not model_registry.accepts("resnet18", "input_size")
+    assert model_for_dataset("small_cnn", "cifar10")(torch.rand(2, 3, 32, 32)).shape == (2, 10)  # 32×32 side

@@ -42,9 +42,11 @@ def test_registry_semantics():
     assert reg.get("late") == 3 and filled == [3]
     reg.get("a")
     assert filled == [3]  # filled once
-    assert reg.register("a", 1) == 1  # the same value again (a module re-imported) replaces the entry
+    assert reg.register("a", 1, title="A") == 1  # the same definition again (a module re-imported) replaces it
     with pytest.raises(ValueError, match="widget 'a' is already registered"):
-        reg.register("a", 2)
+        reg.register("a", 2, title="A")
+    with pytest.raises(ValueError, match="widget 'a' is already registered"):
+        reg.register("a", 1, title="Hijacked")  # nor may another module re-title or re-style it
     with pytest.raises(UnknownNameError, match="widget"):
         reg.get("b")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UnknownNameError
 from ..plugins import filler
 from ..registry import Registry
 
@@ -47,7 +48,10 @@ def register_dataset(info: DatasetInfo, *, title: str | None = None) -> DatasetI
 
 
 def get_dataset_info(name: str) -> DatasetInfo:
-    return DATASETS.get(str(getattr(name, "value", name)).lower().replace("-", "_"))
+    key = str(getattr(name, "value", name)).lower().replace("-", "_")
+    if key not in DATASETS:
+        raise UnknownNameError("dataset", str(getattr(name, "value", name)), DATASETS.names())
+    return DATASETS.get(key)
 
 
 def list_datasets() -> list[str]:

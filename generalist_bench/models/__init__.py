@@ -9,7 +9,7 @@ __all__ = ["Normalize", "create_model", "list_models", "register_model", "model_
 
 def model_for_dataset(arch: str, dataset: str, **kwargs):
     """``create_model`` with the class count, channels and normalisation of ``dataset``; an architecture whose
-    builder takes ``input_size`` (by name or through ``**kwargs``) also gets the image side."""
+    builder declares an ``input_size`` parameter also gets the image side."""
     from ..data import get_dataset_info
     from .registry import accepts
 

@@ -27,9 +27,9 @@ def list_models() -> list[str]:
 
 
 def accepts(name: str, parameter: str) -> bool:
-    """Whether architecture ``name``'s builder takes keyword ``parameter`` (by name or through ``**kwargs``)."""
-    params = inspect.signature(MODELS.get(name)).parameters.values()
-    return any(p.name == parameter or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    """Whether architecture ``name``'s builder declares a parameter named ``parameter`` (``**kwargs`` does not
+    count: a builder that forwards them to another one need not accept it)."""
+    return parameter in inspect.signature(MODELS.get(name)).parameters
 
 
 def create_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:

@@ -40,5 +40,6 @@ class SmallCNN(nn.Module):
 
 
 @register_model(title="SmallCNN")
-def small_cnn(num_classes: int = 10, in_channels: int = 1, mean=None, std=None, **kw) -> SmallCNN:
-    return SmallCNN(num_classes=num_classes, in_channels=in_channels, mean=mean, std=std, **kw)
+def small_cnn(num_classes: int = 10, in_channels: int = 1, mean=None, std=None, input_size: int = 28,
+              **kw) -> SmallCNN:
+    return SmallCNN(num_classes=num_classes, in_channels=in_channels, mean=mean, std=std, input_size=input_size, **kw)

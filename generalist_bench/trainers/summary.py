@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,18 @@ class SummaryError(CheckpointError):
     """A ``summary.json`` that is not valid JSON, lacks a field or has one of the wrong type."""
 
 
+def _check(obj: Any, where: str = "") -> None:
+    """Every field of a frozen summary dataclass strict-checked against its type (when it is made, so a bad value
+    is an error where it is written, not a trial that looks unfinished when read back)."""
+    h = typed.hints(type(obj))
+    for f in dataclasses.fields(obj):
+        try:
+            value = typed.coerce(h[f.name], getattr(obj, f.name), where + f.name, strict=True)
+        except typed.TypeMismatch as e:
+            raise SummaryError(f"summary: field {e.where!r} must be {e.expected}, got {e.value!r:.80}") from None
+        object.__setattr__(obj, f.name, value)
+
+
 @dataclass(frozen=True)
 class Selection:
     split: str                          # always "val": checkpoints are chosen on the validation split
@@ -23,6 +36,9 @@ class Selection:
     attack: str                         # e.g. "PGD-20 (Linf, eps 0.1, step eps/4, seeded uniform start)"
     chosen_epoch: int | None
     chosen: dict[str, Any] | None       # the chosen epoch's validation record
+
+    def __post_init__(self) -> None:
+        _check(self, "selection.")
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,9 @@ class TrainSummary:
     versions: dict[str, Any]
     commit: str | None
 
+    def __post_init__(self) -> None:
+        _check(self)
+
     def to_dict(self) -> dict[str, Any]:
         return typed.to_dict(self)
 
@@ -60,6 +79,8 @@ class TrainSummary:
             raise SummaryError(f"{source}: missing field(s) {e.where}{(', ' + e.where).join(e.missing)}") from None
         except typed.TypeMismatch as e:
             raise SummaryError(f"{source}: field {e.where!r} must be {e.expected}, got {e.value!r:.80}") from None
+        except SummaryError as e:  # raised by __post_init__ of a nested part
+            raise SummaryError(f"{source}: {str(e).removeprefix('summary: ')}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> TrainSummary:

@@ -394,6 +394,12 @@ def make_card(config: Config, evaluations: Mapping[str, Any], *, training: Train
 
     if not isinstance(config, Config):
         raise ModelCardError(f"field 'recipe': expected a resolved Config, got {type(config).__name__}")
+    if training is not None:
+        t = config.train
+        ran, here = (training.trainer, training.epochs, training.seed), (t.trainer, t.epochs, t.seed)
+        if ran != here or training.config_name != config.name:
+            raise ModelCardError(f"the training summary is of another run ({training.config_name}: trainer, epochs, "
+                                 f"seed {ran}) than the config ({config.name}: {here})")
     prov = provenance or Provenance.here()
     cfg = _jsonable("recipe", config.to_dict())
     arch, norm, eps, train = config.model.arch, config.threat.norm, float(config.threat.eps), config.train
