@@ -4,25 +4,32 @@ models, with each run's distance to the pass-count bound.
 Protocol (one process, one tool at a time, the same points, eps and thread count for all):
 
 1. **Models.** A zoo model (default ``fmnist-smallcnn-pgd_at_seed0``) and an *outside* model whose architecture and
-   training this project did not choose: the convolutional network of Madry et al. (2018) for MNIST (conv 5×5 32,
-   max-pool, conv 5×5 64, max-pool, fc 1024, fc 10), PGD-7 adversarially trained here for a short budget (see
+   training this project did not choose: the MNIST network of Madry et al. (2018) (conv 5×5 32, max-pool, conv 5×5
+   64, max-pool, fc 1024, fc 10), PGD-7 adversarially trained here on Fashion-MNIST for a short budget (see
    ``OUTSIDE``) and saved with its sha256 to ``<out>/outside_madry_cnn.pt``; a later run loads that file.
-2. **Per-pass cost.** For each model and batch size, ms per image of an eager forward without gradient and of a
-   forward + input gradient (best of 3, sizes interleaved). The best per-image cost over all sizes of each kind of
-   pass is what the hardware delivers for this model on this CPU.
-3. **Sweep.** Every tool at every batch size of ``--batch-sizes`` on the first ``--n`` test points (one repeat).
+2. **Per-pass cost.** For each model and batch size, ms per image of a float32 forward without gradient (eager,
+   and through the prepacked oneDNN copy that the exact engine may use: the cheaper counts) and of an eager forward +
+   input gradient (best of 3, sizes interleaved). The best per-image cost over all sizes of each kind of pass is what
+   this CPU delivers for this model in float32.
+3. **Sweep.** Every tool at every batch size of ``--batch-sizes`` on the first ``--n`` test points (one run each;
+   the tool order rotates from one batch size to the next). The sweep only picks each tool's batch size: its runs
+   are not counted in the results (a run picked for being fastest would bias its tool's numbers).
    Tools: pyautoattack with the model's parameters frozen (its best use: a user can freeze them), ours with
    upstream's loops (``engine="pyautoattack"``), ``compact`` (exact, the default), ``fast`` (bfloat16 search,
    verdicts confirmed in float32), ``torchattacks.AutoAttack`` (10-step APGD: a weaker attack, for reference).
-4. **Best vs best.** Each tool at the batch size where its sweep was fastest, ``--repeats`` more times,
-   interleaved (tool order rotated every repeat), plus pyautoattack as a user calls it (parameters trainable) at
-   its frozen twin's best batch. Medians, min–max spreads, ratios to pyautoattack's best.
+4. **Best vs best.** Each tool at the batch size where its sweep was fastest, ``--repeats`` times, interleaved
+   (tool order rotated every repeat), plus pyautoattack as a user calls it (parameters trainable) at its frozen
+   twin's best batch. Medians, min–max spreads, ratios to pyautoattack's best.
 5. **The bound.** Every run counts the images it sends through the model (forward; of those, with an input
    gradient). ``bound = (forward − gradient images) × best no-grad cost + gradient images × best forward+gradient
-   cost``: no engine doing these passes can be faster on this machine. Each run is reported as ×bound; and
-   pyautoattack's pass count at the same costs tells how much of a speed-up comes from doing fewer passes.
+   cost``: no float32 tool doing these passes can be faster on this machine. Each run is reported as ×bound; and
+   pyautoattack's pass count at the same costs tells how much of a speed-up comes from doing fewer passes. The
+   ``fast`` engine's bfloat16 search passes are cheaper than float32 ones, so it can go below its bound.
 6. **Exactness.** ``compact`` must give per-point flags identical to ``engine="pyautoattack"`` at the same batch
-   size (same per-sample random starts); that is checked on every pair in the sweep and at the best settings.
+   size (same per-sample random starts); that is checked on every batch size of the sweep.
+
+A rerun with other conditions (n, eps, threads, device, versions, model files) than those recorded in ``fair.json``
+is refused: the runs of one results file are comparable.
 
 Results go to ``<out>/fair.json`` after every run (a rerun skips what is recorded: an interrupted benchmark
 resumes) and to ``<out>/FAIR.md``. Timings are measurements of this machine, not tests; a run while another job
@@ -79,6 +86,14 @@ class MadryMnistCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+def _state_sha(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _sha256(path: Path) -> str:
@@ -145,18 +160,28 @@ def pass_costs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sizes: list[i
     reps = -(-images // len(y))  # fewer images than needed: the same ones again (the cost does not depend on them)
     x, y = x.repeat(reps, 1, 1, 1)[:images].to(device), y.repeat(reps)[:images].to(device)
 
+    from .evaluation.fastpath import prepacked_copy
+
+    packed = prepacked_copy(model)[0] if torch.device(device).type == "cpu" else None
+
     def fwd(xb, yb):
         with torch.no_grad():
             return model(xb)
+
+    def fwd_packed(xb, yb):
+        with torch.no_grad():
+            return packed(xb)
 
     def fwd_grad(xb, yb):
         xb = xb.clone().requires_grad_(True)
         return torch.autograd.grad(F.cross_entropy(model(xb), yb, reduction="sum"), xb)[0]
 
+    passes = [("forward", fwd), ("forward+gradient", fwd_grad)] + ([("prepacked forward", fwd_packed)] if packed
+                                                                    is not None else [])
     best: dict[tuple[str, int], float] = {}
     for _ in range(repeats):
         for b in sizes:
-            for name, f in (("forward", fwd), ("forward+gradient", fwd_grad)):
+            for name, f in passes:
                 f(x[:b], y[:b])  # warm-up of this shape
                 _sync(device)
                 t0 = time.perf_counter()
@@ -165,15 +190,16 @@ def pass_costs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sizes: list[i
                 _sync(device)
                 ms = (time.perf_counter() - t0) / (len(y) // b * b) * 1e3
                 best[(name, b)] = min(ms, best.get((name, b), math.inf))
-    rows = [{"batch_size": b, "forward_ms": best[("forward", b)], "forward_gradient_ms": best[("forward+gradient", b)]}
-            for b in sizes]
-    return {"rows": rows, "best_forward_ms": min(r["forward_ms"] for r in rows),
+    rows = [{"batch_size": b, "forward_ms": best[("forward", b)], "forward_gradient_ms": best[("forward+gradient", b)],
+             "prepacked_forward_ms": best.get(("prepacked forward", b))} for b in sizes]
+    fwd_best = min(min(r["forward_ms"], r["prepacked_forward_ms"] or math.inf) for r in rows)
+    return {"rows": rows, "best_forward_ms": fwd_best,
             "best_forward_gradient_ms": min(r["forward_gradient_ms"] for r in rows)}
 
 
 def bound_seconds(forward_images: int, gradient_images: int, costs: dict[str, Any]) -> float:
     """The time of these passes at the best measured per-image costs."""
-    return ((forward_images - gradient_images) * costs["best_forward_ms"]
+    return (max(0, forward_images - gradient_images) * costs["best_forward_ms"]
             + gradient_images * costs["best_forward_gradient_ms"]) / 1e3
 
 
@@ -208,25 +234,27 @@ def run_tool(tool: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
 
         call = _counted(model, frozen=True).to(device)
         atk = torchattacks.AutoAttack(call, norm="Linf", eps=eps, version="standard", n_classes=10, seed=0)
-        flags = torch.zeros(len(y), dtype=torch.bool)
+        advs = []
         with torch.random.fork_rng():
             t0 = time.perf_counter()
             for b in range(0, len(y), bs):
-                xa = atk(x[b:b + bs].to(device), y[b:b + bs].to(device))
-                with torch.no_grad():
-                    flags[b:b + bs] = (call.model(xa).argmax(1) == y[b:b + bs].to(device)).cpu()
+                advs.append(atk(x[b:b + bs].to(device), y[b:b + bs].to(device)))
             _sync(device)
             dt = time.perf_counter() - t0
-        c = call.counts
+        c = dict(call.counts)  # before the untimed final check below
+        with torch.no_grad():
+            flags = (call.model(torch.cat(advs)).argmax(1) == y.to(device)).cpu()
         return {"seconds": dt, "robust_acc": 100.0 * flags.float().mean().item(), "flags": flags,
                 "forward_images": c["forward_images"], "gradient_images": c["backward_images"]}
     from .evaluation import evaluate
 
     engine = {"ours-pyautoattack": "pyautoattack", "compact": "compact", "fast": "fast"}[tool]
     t0 = time.perf_counter()
-    # the first len(y) test points: the x, y every tool gets (main() takes them from the same split)
-    r = evaluate(model, dataset="fashion_mnist", eps=eps, suite="autoattack", n_examples=len(y), batch_size=bs,
-                 engine=engine, progress=False, device=device)
+    m = copy.deepcopy(model).to(device)
+    dev = next(m.parameters()).device  # "cuda" → "cuda:0": the device the evaluation checks the model against
+    # the first len(y) test points, which main() gives every tool (as a data set: per-point seeds from its indices)
+    r = evaluate(m, dataset="fashion_mnist", eps=eps, suite="autoattack", n_examples=len(y), batch_size=bs,
+                 engine=engine, progress=False, device=dev)
     dt = time.perf_counter() - t0
     stats = r.attack_stats.values()
     return {"seconds": dt, "robust_acc": r.robust_acc, "flags": r.flags("robust"),
@@ -238,9 +266,14 @@ def run_tool(tool: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
 class Record:
     """``fair.json``: every finished run, saved after each one; keys make reruns skip what is recorded."""
 
-    def __init__(self, path: Path, meta: dict[str, Any]):
+    def __init__(self, path: Path, meta: dict[str, Any], conditions: dict[str, Any] | None = None):
         self.path = path
         self.data = json.loads(path.read_text()) if path.is_file() else {"runs": {}, "models": {}}
+        old = self.data.setdefault("conditions", conditions)
+        if conditions is not None and old != conditions:
+            diff = sorted(k for k in set(old or {}) | set(conditions) if (old or {}).get(k) != conditions.get(k))
+            raise SystemExit(f"{path} holds runs made under other conditions ({', '.join(diff)} differ): use another "
+                             "--out, or delete it to start over")
         self.data.setdefault("sessions", []).append(meta)
 
     def key(self, model: str, phase: str, tool: str, bs: int, rep: int) -> str:
@@ -279,8 +312,8 @@ def run_benchmark(models: dict[str, tuple[nn.Module, dict[str, Any]]], x: torch.
                                                                        device=device)}
             record.save()
     for name, (model, _) in models.items():
-        for bs in batch_sizes:
-            for tool in tools:
+        for i, bs in enumerate(batch_sizes):
+            for tool in tools[i % len(tools):] + tools[:i % len(tools)]:
                 do(name, model, "sweep", tool, bs, 0)
         best = {t: min(batch_sizes, key=lambda b, t=t: runs[record.key(name, "sweep", t, b, 0)]["seconds"])
                 for t in tools}
@@ -306,7 +339,7 @@ def summarise(data: dict[str, Any], tools: tuple[str, ...], repeats: int) -> dic
         for tool in (*tools, "pyautoattack") if REFERENCE in tools else tools:
             bs = best[REFERENCE if tool == "pyautoattack" else tool]
             rs = [r for r in runs if r["model"] == name and r["tool"] == tool and r["batch_size"] == bs
-                  and (r["phase"] == "best" or (r["phase"] == "sweep" and tool != "pyautoattack"))]
+                  and r["phase"] == "best" and r["repeat"] <= repeats]
             if not rs:
                 continue
             secs = [r["seconds"] for r in rs]
@@ -353,11 +386,12 @@ def render(summary: dict[str, Any], data: dict[str, Any], batch_sizes: list[int]
         for tool, t in m["tools"].items():
             sp = t.get("speedup_vs_reference")
             spr = t.get("speedup_range")
+            xb = f"{t['x_bound']:.2f}" if t["x_bound"] is not None else "–"
             lines.append(f"| {TITLES[tool]} | {t['batch_size']} | {t['runs']} | {t['median_s']:.1f} | "
                          f"{t['min_s']:.1f}–{t['max_s']:.1f} | "
                          + (f"**{sp:.2f}×** [{spr[0]:.2f}–{spr[1]:.2f}]" if sp else "–")
                          + f" | {t['robust_acc']:.2f} | {t['forward_images']:,} / {t['gradient_images']:,} | "
-                         f"{t['bound_s']:.1f} | {t['x_bound']:.2f} |")
+                         f"{t['bound_s']:.1f} | {xb} |")
         ref = m["tools"].get(REFERENCE)
         if ref:
             lines += ["", f"pyautoattack's own passes at the best per-image costs would take {ref['bound_s']:.1f} s: "
@@ -389,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="fmnist-smallcnn-pgd_at_seed0", help="the zoo model")
     p.add_argument("--n", type=int, default=100, help="test points (default 100)")
     p.add_argument("--batch-sizes", default="25,50,100", help="the sweep (default 25,50,100)")
-    p.add_argument("--repeats", type=int, default=2, help="repeats at the best batch sizes, besides the sweep's run")
+    p.add_argument("--repeats", type=int, default=3, help="runs of each tool at its best batch size (default 3)")
     p.add_argument("--tools", default=",".join(TOOLS))
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--device", default="cpu")
@@ -419,7 +453,11 @@ def main(argv: list[str] | None = None) -> int:
             "threads": torch.get_num_threads(), "device": args.device, "hardware": hardware(),
             "versions": library_versions(), "note": args.note, "n": args.n, "eps": eps,
             "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    record = Record(out / "fair.json", meta)
+    conditions = {"n": args.n, "eps": eps, "threads": torch.get_num_threads(), "device": args.device,
+                  "cpu": hardware().get("cpu"),
+                  "versions": library_versions(), "batch_sizes": batch_sizes, "tools": list(tools),
+                  "models": {k: _state_sha(m) for k, (m, _) in models.items()}}
+    record = Record(out / "fair.json", meta, conditions)
     summary = run_benchmark(models, x, y, eps, batch_sizes, args.repeats, tools, record, device=args.device)
     atomic_write_text(out / "FAIR.md", render(summary, record.data, batch_sizes, tools, args.n, eps))
     log(f"wrote {out / 'FAIR.md'}")

@@ -74,7 +74,7 @@ def test_sweep_best_batch_repeats_and_resume(tmp_path, tiny):
     assert rec.data["models"]["m"]["best_batch"] == {"compact": 4, "ours-pyautoattack": 2}
     assert calls[4:] == [("ours-pyautoattack", 2), ("compact", 4), ("compact", 4), ("ours-pyautoattack", 2)]  # rotated
     t = summary["m"]["tools"]["compact"]
-    assert t["runs"] == 3 and t["batch_size"] == 4 and t["min_s"] <= t["median_s"] <= t["max_s"]
+    assert t["runs"] == 2 and t["batch_size"] == 4 and t["min_s"] <= t["median_s"] <= t["max_s"]  # sweep not counted
     costs = rec.data["models"]["m"]["costs"]
     assert t["bound_s"] == pytest.approx(bf.bound_seconds(1000, 400, costs)) and t["x_bound"] > 0
     assert summary["m"]["compact_flags_identical_to_upstream_loops"] == {2: True, 4: True}
@@ -85,9 +85,11 @@ def test_sweep_best_batch_repeats_and_resume(tmp_path, tiny):
     bf.run_benchmark({"m": (model, {"what": "t"})}, x, y, 0.1, [2, 4], 3, tools, rec2, pass_images=8, runner=fake)
     assert calls == [("ours-pyautoattack", 2), ("compact", 4)]  # only the new third repeat runs
     assert len(rec2.data["sessions"]) == 2  # a resumed benchmark records both sessions
+    with pytest.raises(SystemExit, match="other conditions.*threads"):
+        bf.Record(tmp_path / "c.json", {}, {"threads": 2}).save() or bf.Record(tmp_path / "c.json", {}, {"threads": 1})
     md = bf.render(bf.summarise(rec2.data, tools, 3), {**rec2.data, "sessions": [
         {"command": "x", "threads": 1, "hardware": {}, "versions": {}}]}, [2, 4], tools, 2, 0.1)
-    assert "| ours, engine=compact (exact) | 4 | 4 |" in md and "batch 2: **True**" in md
+    assert "| ours, engine=compact (exact) | 4 | 3 |" in md and "batch 2: **True**" in md
 
 
 def test_outside_model_is_trained_once_and_reloaded_by_checksum(tmp_path, monkeypatch, fmnist_test):
