@@ -222,6 +222,10 @@ def render_log(root: Path = RUN_ROOT) -> tuple[str, str]:
         "use the standard winner's optimiser for the natural learner and the PGD-AT winner's for the "
         "adversarial learner.",
         "",
+        "Wall time and img/s are as measured on a shared 2-core machine: many trials ran while tests or CI ran "
+        "beside them, so they vary by up to 4× between trials of equal cost and say nothing about a method's "
+        "speed (`benchmarks/` compares speeds side by side).",
+        "",
         "| method | trial | what changed | epoch chosen / run | val clean | val PGD-20 | score | last-epoch "
         "clean / PGD-20 | wall (min) | img/s |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
