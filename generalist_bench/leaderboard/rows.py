@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..registry import title as display_title
+from ..utils import typed
 from ..zoo.card import ModelCard, format_eps, parse_eps
 from .stats import wilson_interval
 
@@ -216,11 +217,10 @@ def load_literature(path: str | os.PathLike = LITERATURE_PATH) -> list[dict[str,
         for key, tp in _LIT_REQUIRED.items():
             if key not in e:
                 raise ConfigError(f"{where}: missing field {key!r}")
-            v = e[key]
-            ok = (isinstance(v, int | float) and not isinstance(v, bool)) if tp is float else \
-                (isinstance(v, int) and not isinstance(v, bool)) if tp is int else isinstance(v, tp)
-            if not ok:
-                raise ConfigError(f"{where}: field {key!r} must be {tp.__name__}, got {v!r}")
+            try:
+                typed.coerce(tp, e[key], key, strict=True)
+            except typed.TypeMismatch as m:
+                raise ConfigError(f"{where}: field {key!r} must be {m.expected}, got {e[key]!r}") from None
         for key in ("clean_acc", "autoattack_acc"):
             if not 0 <= e[key] <= 100:
                 raise ConfigError(f"{where}: field {key!r} must be a percentage, got {e[key]}")
