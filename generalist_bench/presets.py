@@ -99,7 +99,7 @@ def _generalist(adv: LearnerConfig, nat_optim: OptimConfig, merge: MergeConfig, 
 
 
 # ------------------------------------------------------------------------------------- Fashion-MNIST
-FMNIST_EPOCHS = 8  # PGD-AT ≈ 47 min, Generalist ≈ 54 min on a 2-core CPU (measured: 155 / 135 img/s)
+FMNIST_EPOCHS = 8  # the budget every fmnist-smallcnn-* preset shares (README, "Configs and presets")
 FMNIST_OPTIM = OptimConfig(lr=0.05, momentum=0.9, weight_decay=5e-4, lr_schedule=PAPER_LR)
 FMNIST_ATTACK = AttackConfig(steps=10, step_size=0.025, random_start=True, bn_mode="eval")
 

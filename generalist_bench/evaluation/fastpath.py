@@ -50,10 +50,7 @@ from ..attacks.model_call import ModelCall
 
 VERIFY_EVERY = 256
 # A searching row whose margin is below this fraction of its largest |logit| runs on the exact model from then on
-# (``near_boundary``). bfloat16 logits were off by about 0.25-0.55% of that scale on the zoo's SmallCNNs (up to
-# 0.07 in logit units; a one-off measurement on 1,000 test points), so 10% is about twenty times the search
-# model's error; at 5%, one of the 730 points APGD-T attacks on the full Generalist entry was still missed that
-# the exact engine fools (a trial, not a test).
+# (``near_boundary``); why 0.1: docs/PROTOCOL.md, "Engines".
 NEAR_BOUNDARY = 0.1
 DEFAULT_CHUNK_ROWS = 128
 _BLOCK_LAYERS = (nn.Conv2d, nn.ReLU, nn.MaxPool2d)
