@@ -17,5 +17,5 @@ class Dataset(str, Enum):
     CIFAR100 = "cifar100"
     SVHN = "svhn"
 
-__all__ = ["Dataset", "DatasetInfo", "DatasetSplit", "RawData", "SPLITS", "get_dataset_info", "list_datasets", "load_dataset",
-           "register_dataset", "split_indices"]
+__all__ = ["Dataset", "DatasetInfo", "DatasetSplit", "RawData", "SPLITS", "get_dataset_info", "list_datasets",
+           "load_dataset", "register_dataset", "split_indices"]
