@@ -83,6 +83,7 @@ def test_built_in_data_sets_as_a_str_enum_at_the_boundary():
     from generalist_bench.data import Dataset, get_dataset_info, list_datasets
 
     assert {d.value for d in Dataset} <= set(list_datasets())
-    assert get_dataset_info(Dataset.CIFAR10).name == "cifar10" and get_dataset_info("CIFAR-10").name == "cifar10"
+    assert get_dataset_info(Dataset.CIFAR10).name == "cifar10"
+    assert get_dataset_info("Fashion-MNIST").name == "fashion_mnist"
     with pytest.raises(UnknownNameError, match="'CIFAR-11'"):
         get_dataset_info("CIFAR-11")  # the name as given, in the error
