@@ -69,10 +69,7 @@ class TrainSummary:
         if not isinstance(data, dict):
             raise SummaryError(f"{source}: expected a JSON object")
         try:
-            typed.check_keys(cls, data, require=True)
-            if isinstance(data.get("selection"), dict):
-                typed.check_keys(Selection, data["selection"], "selection.", require=True)
-            return typed.from_dict(cls, data, strict=True)
+            return typed.from_dict(cls, data, strict=True, require=True)  # nested parts: required keys too
         except typed.UnknownKeys as e:
             raise SummaryError(f"{source}: unknown field(s) {', '.join(e.unknown)}") from None
         except typed.MissingKeys as e:

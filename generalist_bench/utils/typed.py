@@ -63,8 +63,9 @@ def describe(tp: Any) -> str:
     return {str: "a string", int: "an integer", float: "a number", bool: "true/false"}.get(tp, str(tp))
 
 
-def coerce(tp: Any, value: Any, where: str = "", *, strict: bool = False) -> Any:
-    """``value`` as type ``tp`` (nested dataclasses built by ``from_dict``), or ``TypeMismatch``."""
+def coerce(tp: Any, value: Any, where: str = "", *, strict: bool = False, require: bool = False) -> Any:
+    """``value`` as type ``tp`` (nested dataclasses built by ``from_dict``, with ``require`` passed on), or
+    ``TypeMismatch``."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -74,7 +75,7 @@ def coerce(tp: Any, value: Any, where: str = "", *, strict: bool = False) -> Any
             if a is type(None):
                 continue
             try:
-                return coerce(a, value, where, strict=strict)
+                return coerce(a, value, where, strict=strict, require=require)
             except TypeMismatch as e:
                 first = first or e
         if strict or first is None:
@@ -85,7 +86,7 @@ def coerce(tp: Any, value: Any, where: str = "", *, strict: bool = False) -> Any
             return value
         if not isinstance(value, Mapping):
             raise TypeMismatch(where, "a table/mapping", value)
-        return from_dict(tp, value, f"{where}." if where else "", strict=strict)
+        return from_dict(tp, value, f"{where}." if where else "", strict=strict, require=require)
     if origin is tuple:
         if isinstance(value, str) or not isinstance(value, Sequence):
             raise TypeMismatch(where, "a list", value)
@@ -164,7 +165,7 @@ def from_dict(cls: type, data: Mapping[str, Any], where: str = "", *, strict: bo
     without a default must be present (else ``MissingKeys``; without it the dataclass's own TypeError)."""
     check_keys(cls, data, where, require=require)
     h = hints(cls)
-    return cls(**{k: coerce(h[k], v, f"{where}{k}", strict=strict) for k, v in data.items()})
+    return cls(**{k: coerce(h[k], v, f"{where}{k}", strict=strict, require=require) for k, v in data.items()})
 
 
 def to_dict(obj: Any) -> Any:
