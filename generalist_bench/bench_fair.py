@@ -88,14 +88,6 @@ class MadryMnistCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-def _state_sha(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in model.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -433,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from .data import load_dataset
+    from .evaluation.api import model_fingerprint
     from .zoo.store import find_card, load_model
 
     out = Path(args.out)
@@ -456,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     conditions = {"n": args.n, "eps": eps, "threads": torch.get_num_threads(), "device": args.device,
                   "cpu": hardware().get("cpu"),
                   "versions": library_versions(), "batch_sizes": batch_sizes, "tools": list(tools),
-                  "models": {k: _state_sha(m) for k, (m, _) in models.items()}}
+                  "models": {k: model_fingerprint(m) for k, (m, _) in models.items()}}
     record = Record(out / "fair.json", meta, conditions)
     summary = run_benchmark(models, x, y, eps, batch_sizes, args.repeats, tools, record, device=args.device)
     atomic_write_text(out / "FAIR.md", render(summary, record.data, batch_sizes, tools, args.n, eps))
