@@ -411,9 +411,9 @@ def _render_aa(aa: dict[str, Any]) -> list[str]:
           f"`{aa['model']}`, batch {aa['batch_size']}", "",
           f"**Every tool at batch {aa['batch_size']} — not each tool's best setting.** pyautoattack is faster at "
           "smaller batches on this CPU (per-image cost grows with the batch; `compact` chunks calls to ≤ 128 rows "
-          "internally), so these ratios overstate the exact engine's advantage (a user measured 1.24× at batch "
-          "100). The best-vs-best comparison is `python -m generalist_bench.bench_fair` → "
-          "`benchmarks/fair/FAIR.md`.", "",
+          "internally), so these ratios overstate the exact engine's advantage (a user reported 1.24× at batch "
+          "100 in issue #16, not measured here). The best-vs-best comparison is "
+          "`python -m generalist_bench.bench_fair` → `benchmarks/fair/FAIR.md`.", "",
           "| run | speed-up vs pyautoattack | seconds | s / point | robust acc. (%) |", "|---|---:|---:|---:|---:|"]
     for name, r in aa["runs"].items():
         L.append(f"| {name} | **{r['speedup_vs_pyautoattack']:.2f}×** | {r['seconds']:.1f} | "
