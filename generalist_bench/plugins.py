@@ -31,18 +31,13 @@ _plugins: dict[str, dict[str, str]] = {k: {} for k in KINDS}
 _added: dict[str, dict[str, list[str]]] = {k: {} for k in KINDS}  # plugin → the names it registered
 
 
-_REGISTRIES = {"attacks": ("generalist_bench.attacks.registry", "ATTACKS"),
-               "models": ("generalist_bench.models.registry", "MODELS"),
-               "datasets": ("generalist_bench.data.registry", "DATASETS"),
-               "suites": ("generalist_bench.evaluation.suites", "SUITES")}
-
-
 def registry(kind: str):
     """The ``Registry`` that holds ``kind``."""
+    from .registry import registry_of
+
     if kind not in KINDS:
         raise ValueError(f"unknown registry kind {kind!r}; kinds: {', '.join(KINDS)}")
-    module, attr = _REGISTRIES[kind]
-    return getattr(importlib.import_module(module), attr)
+    return registry_of(kind)
 
 
 def registered(kind: str) -> list[str]:

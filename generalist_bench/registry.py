@@ -122,17 +122,23 @@ class Registry(Generic[T]):
 
 
 # ------------------------------------------------------------------------------------------ display lookups
-_HOLDERS = {"architecture": ("generalist_bench.models.registry", "MODELS"),
-            "dataset": ("generalist_bench.data.registry", "DATASETS"),
-            "trainer": ("generalist_bench.trainers.registry", "TRAINERS")}
+# where each registry lives (imported on first use: modules that only display names, such as cards and the
+# leaderboard, stay free of torch until they need a title)
+LOCATIONS = {"attacks": ("generalist_bench.attacks.registry", "ATTACKS"),
+             "models": ("generalist_bench.models.registry", "MODELS"),
+             "datasets": ("generalist_bench.data.registry", "DATASETS"),
+             "suites": ("generalist_bench.evaluation.suites", "SUITES"),
+             "objectives": ("generalist_bench.trainers.registry", "OBJECTIVES"),
+             "trainers": ("generalist_bench.trainers.registry", "TRAINERS"),
+             "presets": ("generalist_bench.presets", "PRESETS")}
+_TITLED = {"architecture": "models", "dataset": "datasets", "trainer": "trainers"}  # title(kind, ...) → registry
 
 
 def registry_of(kind: str) -> Registry:
-    """The registry of ``kind`` ("architecture", "dataset", "trainer"), imported on first use: modules that only
-    display names (cards, the leaderboard) stay free of torch until they need a title."""
+    """The registry of ``kind`` (a key of ``LOCATIONS``, or "architecture", "dataset", "trainer")."""
     import importlib
 
-    module, attr = _HOLDERS[kind]
+    module, attr = LOCATIONS[_TITLED.get(kind, kind)]
     return getattr(importlib.import_module(module), attr)
 
 
