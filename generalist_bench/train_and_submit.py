@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import ConfigError, GeneralistBenchError, UnknownNameError
-from .presets import list_presets, resolve_config
+from .presets import list_presets, resolve_config, tuning_log_for
 from .threat import eps_arg
 
 DEFAULT_FAMILY = "fmnist-smallcnn"
@@ -82,6 +82,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "<family>-<trainer>) or one full preset name")
     p.add_argument("--trainers", default=",".join(ALL_TRAINERS),
                    help=f"comma list of trainers to train and submit (default: {','.join(ALL_TRAINERS)})")
+    p.add_argument("--seeds", default=None, metavar="S[,S...]",
+                   help="comma list of training seeds; each trainer is trained once per seed, seed by seed "
+                        "(default: the preset's seed, 0)")
     p.add_argument("--quick", action="store_true", help="the quick profile (≈15 min on 2 CPU cores), labelled quick")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra config override applied to every trainer (repeatable)")
@@ -118,11 +121,26 @@ def _evaluate(model, cfg: Config, suite: str, n: int | None, out_dir: Path, prof
     return result
 
 
-def submit_one(preset: str, profile: Profile, args: argparse.Namespace, command: str) -> dict:
+def parse_seeds(text: str | None) -> list[int | None]:
+    """``"0,1,2"`` → [0, 1, 2]; None → [None] (the preset's own seed)."""
+    if text is None:
+        return [None]
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds must be a comma list of integers, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds must list distinct non-negative integers, got {text!r}")
+    return list(seeds)
+
+
+def submit_one(preset: str, profile: Profile, args: argparse.Namespace, command: str,
+               seed: int | None = None) -> dict:
     from .leaderboard.render import render_leaderboard  # noqa: F401  (fail early if missing)
     from .utils.io import file_lock
 
-    cfg = resolve_config(profile.apply(resolve_config(preset)), list(args.overrides))
+    seed_override = [] if seed is None else [f"train.seed={seed}"]
+    cfg = resolve_config(profile.apply(resolve_config(preset)), [*args.overrides, *seed_override])
     out_dir = Path(args.runs_dir) / profile.name / cfg.name / f"seed{cfg.train.seed}"
     # concurrent submissions of the same preset take turns: the second resumes the first's finished work
     lock = out_dir.parent / f".submit-seed{cfg.train.seed}.lock"
@@ -153,7 +171,7 @@ def _submit_locked(cfg: Config, out_dir: Path, profile: Profile, args: argparse.
     quick = _evaluate(result.model, cfg, "quick", profile.quick_n_examples, out_dir, profile, progress)
     summary = result.summary
     card = make_card(cfg, {"autoattack": aa, "quick": quick}, training=summary,
-                     provenance=Provenance.here(command), quick=profile.name == "quick",
+                     provenance=Provenance.here(command), quick=profile.name == "quick", tuning_log=tuning_log_for(cfg),
                      work=Work(footnote=f"quick profile: {profile.describe()}" if profile.name == "quick" else None))
     pt, js = save_to_zoo(result.model.state_dict(), card, args.model_dir)
     row = {"model_id": js.stem, "trainer": cfg.train.trainer, "clean_acc": aa.clean_acc,
@@ -179,8 +197,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--trainers is empty")
     profile = QUICK if args.quick else FULL
     presets = presets_for(args.preset, trainers)
+    seeds = parse_seeds(args.seeds)
     command = shlex.join(["python", "-m", "generalist_bench.train_and_submit", *args._argv])
-    rows = [submit_one(p, profile, args, command) for p in presets]
+    # seed by seed: an interrupted sweep leaves complete seeds (every method) behind, not complete methods
+    rows = [submit_one(p, profile, args, command, seed) for seed in seeds for p in presets]
     written = render_leaderboard(args.model_dir, args.leaderboard_dir)
     print("\nmodel                                    clean    AutoAttack  (n)   epoch  card")
     for r in rows:

@@ -54,16 +54,16 @@ def test_config_is_frozen():
 def test_overrides_dotted_keys_indices_fractions_bools():
     base = get_preset(BASE)
     cfg = apply_overrides(base, ["train.epochs=3", "train.learners.0.optim.lr=0.1", "threat.eps=8/255",
-                                 "train.learners.0.attack.step_size=2/255", "train.channels_last=true",
+                                 "train.learners.0.attack.step_size=2/255", "train.channels_last=false",
                                  "train.learners.0.attack.random_start=false", "data.train_subset=1000"])
     assert cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
     assert cfg.train.learners[0].optim.lr == 0.1
     assert cfg.threat.eps == pytest.approx(8 / 255) and cfg.train.learners[0].attack.step_size == pytest.approx(2 / 255)
-    assert cfg.train.learners[0].attack.random_start is False and cfg.train.channels_last is True
+    assert cfg.train.learners[0].attack.random_start is False and cfg.train.channels_last is False
     assert cfg.data.train_subset == 1000
     # everything else is unchanged, and so is the original
     assert cfg.train.learners[0].optim.momentum == base.train.learners[0].optim.momentum
-    assert base.train.epochs == 8 and base.threat.eps == 0.1
+    assert base.train.epochs == 10 and base.threat.eps == 0.1 and base.train.channels_last is True
     assert cfg.validate() is cfg
 
 

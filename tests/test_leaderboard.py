@@ -9,6 +9,7 @@ import io
 import os
 import re
 import shutil
+import statistics
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -323,3 +324,47 @@ def test_html_templates_escape_every_value_and_keep_markup():
     assert "apgd-ce 50.00 <span" in page and "<td class=\"num\"><strong>—</strong></td>" in page
     index = to_index({("fashion_mnist", "Linf", "0.1"): [row]})
     assert "1 of ours, 0 from the literature" in index and index.endswith("</html>\n")
+
+
+def _seed_stats(per_method):
+    from generalist_bench.leaderboard import seeds
+
+    return [seeds.MethodStats(t, tuple(range(len(v))), tuple(c for c, _ in v), tuple(r for _, r in v), 1000,
+                              budgets=b, tuning_logs=("docs/tuning/x.md",) * len(v))
+            for t, (v, b) in per_method.items()]
+
+
+def test_verdict_answers_the_question_on_paired_seed_means_with_intervals():
+    """Yes needs mean clean ≥ PGD-AT's + 3 and mean AA ≥ the best baseline's − 1, paired by seed; the t-interval
+    says whether the seeds agree; one seed is 'not established'."""
+    from generalist_bench.leaderboard import seeds
+
+    b = ("B",) * 3
+    yes = _seed_stats({"generalist": ([(86.0, 72.5), (87.0, 72.0), (86.5, 72.4)], b),
+                       "pgd_at": ([(82.0, 73.0), (82.5, 73.2), (82.2, 72.9)], b),
+                       "trades": ([(84.0, 70.0), (84.2, 70.1), (84.1, 69.9)], b)})
+    text = "\n".join(seeds.verdict(yes, []))
+    assert "? **Yes**, on the means over 3 seed(s) 0, 1, 2." in text
+    assert "Δ = +4.27 points (95% t-interval over seeds [" in text and "the interval lies entirely on that side" in text
+    assert "the best baseline, PGD-AT, 73.03 ± 0.15: Δ = -0.73 points" in text
+    d = seeds.difference(yes, "pgd_at", "clean")
+    lo, hi = d.interval
+    assert lo < d.mean < hi and hi - lo == pytest.approx(2 * 4.302653 * statistics.stdev(d.diffs) / 3 ** 0.5)
+    no = _seed_stats({"generalist": ([(84.0, 73.0), (85.0, 73.0), (84.0, 73.0)], b),
+                      "pgd_at": ([(82.0, 73.0), (82.0, 73.0), (82.0, 73.0)], b)})
+    text = "\n".join(seeds.verdict(no, []))
+    assert "? **No**, on the means over 3" in text and "target ≥ +3: not met" in text and "target ≥ -1: met" in text
+    one = _seed_stats({"generalist": ([(90.0, 80.0)], ("B",)), "pgd_at": ([(80.0, 70.0)], ("B",))})
+    assert "**Not established**: one seed per method" in "\n".join(seeds.verdict(one, []))
+    assert seeds.verdict(_seed_stats({"pgd_at": ([(80.0, 70.0)], ("B",))}), []) == []
+
+
+def test_budget_line_states_the_shared_budget_or_warns_when_budgets_differ():
+    from generalist_bench.leaderboard import seeds
+
+    same = _seed_stats({"generalist": ([(86.0, 72.0)], ("10 epochs",)), "pgd_at": ([(82.0, 73.0)], ("10 epochs",))})
+    assert seeds.budget_lines(same)[0] == ("Budget of every full entry: 10 epochs. Hyperparameters of every method "
+                                           "tuned on the validation split only: `docs/tuning/x.md`.")
+    differ = _seed_stats({"generalist": ([(86.0, 72.0)], ("12 epochs",)), "pgd_at": ([(82.0, 73.0)], ("8 epochs",))})
+    assert seeds.budget_lines(differ)[0].startswith("**The full entries were not trained under one budget**")
+    assert "Generalist: 12 epochs; PGD-AT: 8 epochs" in seeds.budget_lines(differ)[0]

@@ -80,3 +80,36 @@ def test_unknown_trainer_or_family_is_one_clear_error(dirs, capsys):
     assert "unknown trainer 'nope'" in capsys.readouterr().err
     assert main(["submit", "--preset", "nope", "--runs-dir", str(dirs["runs"])]) == 2
     assert "fmnist-smallcnn" in capsys.readouterr().err
+
+
+def test_seeds_train_one_entry_per_seed_seed_by_seed(dirs, capsys):
+    argv = _argv(dirs, "--seeds", "1,0")
+    argv[argv.index("standard,pgd_at")] = "standard"
+    assert main(argv) == 0
+    cards = {c.stem: json.loads(c.read_text()) for c in (dirs["zoo"] / "fashion_mnist" / "Linf").glob("*.json")}
+    assert sorted(cards) == ["fmnist-smallcnn-standard_seed0_quick", "fmnist-smallcnn-standard_seed1_quick"]
+    assert {c["seed"]: c["recipe"]["train"]["seed"] for c in cards.values()} == {0: 0, 1: 1}
+    s0, s1 = (cards[f"fmnist-smallcnn-standard_seed{s}_quick"]["sha256"] for s in (0, 1))
+    assert s0 != s1
+    card = cards["fmnist-smallcnn-standard_seed1_quick"]
+    assert card["budget"].startswith("256 training images, 1 epochs, batch 64")
+    assert card["tuning_log"] is None  # the quick profile is not the tuned recipe
+    last = json.loads((dirs["runs"] / "quick" / "last_submission.json").read_text())
+    assert [r["model_id"] for r in last["rows"]] == ["fmnist-smallcnn-standard_seed1_quick",
+                                                     "fmnist-smallcnn-standard_seed0_quick"]
+    for bad in ("0,x", "1,1", "-1", ","):
+        assert main(_argv(dirs, "--seeds", bad)) == 2
+        assert "--seeds must" in capsys.readouterr().err
+
+
+def test_cards_link_the_tuning_log_only_for_the_tuned_recipe():
+    from generalist_bench.presets import FMNIST_TUNING_LOG, get_preset, tuning_log_for
+
+    for trainer in tas.ALL_TRAINERS:
+        cfg = get_preset(f"fmnist-smallcnn-{trainer}")
+        assert tuning_log_for(cfg) == FMNIST_TUNING_LOG
+        assert tuning_log_for(cfg.with_overrides(["train.seed=2", "train.num_threads=1"])) == FMNIST_TUNING_LOG
+        assert tuning_log_for(cfg.with_overrides(["train.learners.0.optim.lr=0.01"])) is None
+        assert tuning_log_for(tas.QUICK.apply(cfg)) is None
+    assert tuning_log_for(get_preset("fmnist-smallcnn-generalist-reference")) is None
+    assert tuning_log_for(get_preset("cifar10-resnet18-pgd_at")) is None

@@ -130,7 +130,7 @@ def test_redistribute_copies_weights_and_buffers_and_optionally_resets_optimizer
 
 
 def test_mixing_schedule_reference_values():
-    cfg = get_preset("fmnist-smallcnn-generalist")  # natural first, adversarial second
+    cfg = get_preset("cifar10-resnet18-generalist")  # the paper's schedule; natural first, adversarial second
     ln = cfg.train.learners
     assert [x.name for x in ln] == ["natural", "adversarial"]
     E = 120

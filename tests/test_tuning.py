@@ -60,8 +60,9 @@ def test_generalist_trials_need_the_winners_and_take_their_optimisers(tmp_path):
 
     cfg = resolve_config(g.preset, ov)  # a valid config
     assert cfg.train.merge.warmup_epochs == 5 and cfg.train.merge.redistribute_every == 1
-    ref = next(t for t in T.TRIALS if t.id == "generalist-g0.6-lrfrom")
-    assert ref.overrides({"standard": std, "pgd_at": adv})["train.learners.0.lr_from"] == "adversarial"
+    own = next(t for t in T.TRIALS if t.id == "generalist-g0.6-nat0.01").overrides({"standard": std, "pgd_at": adv})
+    assert own["train.learners.0.optim.lr"] == 0.01 and own["train.learners.0.optim.lr_schedule"] == ((0, 1), (1, 1))
+    assert own["train.learners.1.optim.lr"] == 0.02 and own["train.learners.0.lr_from"] is None
 
 
 def test_tune_runs_a_trial_with_the_test_split_locked_and_logs_validation_only(tiny_budget, tmp_path,
@@ -125,3 +126,29 @@ def test_winner_is_the_best_validation_score_once_all_trials_of_a_method_finishe
     md, _ = T.render_log(tmp_path)
     bold_rows = [line for line in md.splitlines() if line.startswith("| standard") and "**" in line]
     assert len(bold_rows) == 1 and f"**{std[-2].id}**" in bold_rows[0]
+
+
+def test_each_fmnist_preset_is_its_methods_committed_tuning_winner_at_the_final_budget():
+    """The presets the zoo trains are the winners in the committed tuning log: each winner's saved config equals
+    the preset with the tuning budget's training subset (names, descriptions and standard training's selection
+    criterion aside: the tuning rescored every epoch with the log's criterion)."""
+    from pathlib import Path
+
+    from generalist_bench.config import config_from_dict
+    from generalist_bench.presets import get_preset
+
+    root = Path(__file__).resolve().parents[1] / T.RUN_ROOT
+    winners = T.winners(root)
+    assert set(winners) == set(T.METHODS), f"tuning has not finished for {set(T.METHODS) - set(winners)}"
+    for method, trial in winners.items():
+        preset = get_preset(trial.preset)
+        saved = config_from_dict(json.loads((T.run_dir(trial, root) / "config.json").read_text()))
+        expected = preset.with_overrides({
+            "data.train_subset": T.TUNE_BUDGET["data.train_subset"],
+            "train.selection.criterion": saved.train.selection.criterion})
+        assert saved.train.selection.criterion == preset.train.selection.criterion or method in T.CRITERION
+        assert T.CRITERION.get(method, "clean+robust") == preset.train.selection.criterion
+        a, b = expected.to_dict(), saved.to_dict()
+        for k in ("name", "description"):
+            a.pop(k), b.pop(k)
+        assert a == b, f"{trial.preset} is not the tuning winner {trial.id}"

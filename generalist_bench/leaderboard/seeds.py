@@ -32,6 +32,8 @@ class MethodStats:
     clean: tuple[float, ...]
     robust: tuple[float, ...]
     n_examples: int | None
+    budgets: tuple[str, ...] = ()             # each seed's card.budget ("" where the card predates the field)
+    tuning_logs: tuple[str | None, ...] = ()  # each seed's card.tuning_log
 
     @staticmethod
     def _ms(values: Sequence[float]) -> tuple[float, float | None]:
@@ -83,7 +85,9 @@ def method_stats(cards: Iterable[Any]) -> list[MethodStats]:
         cs = sorted(cs, key=lambda c: c.seed)
         ns = {c.n_examples for c in cs}
         out.append(MethodStats(trainer, tuple(c.seed for c in cs), tuple(float(c.clean_acc) for c in cs),
-                               tuple(float(c.autoattack_acc) for c in cs), ns.pop() if len(ns) == 1 else None))
+                               tuple(float(c.autoattack_acc) for c in cs), ns.pop() if len(ns) == 1 else None,
+                               tuple(getattr(c, "budget", "") for c in cs),
+                               tuple(getattr(c, "tuning_log", None) for c in cs)))
     order = {t: i for i, t in enumerate((REFERENCE, *BASELINES))}
     return sorted(out, key=lambda m: (order.get(m.trainer, 99), m.trainer))
 
@@ -144,12 +148,118 @@ def _p(p: float | None) -> str:
     return "–" if p is None else f"{p:.3g}"
 
 
+def budget_lines(stats: Sequence[MethodStats]) -> list[str]:
+    """One paragraph: the budget the full entries share and where their hyperparameters were tuned, or a warning
+    naming the methods whose budgets differ."""
+    budgets = {b for m in stats for b in m.budgets}
+    if not budgets or budgets == {""}:
+        return []
+    if len(budgets) > 1:
+        per = "; ".join(f"{display_title('trainer', m.trainer)}: {' / '.join(sorted(set(m.budgets))) or '—'}"
+                        for m in stats)
+        return [f"**The full entries were not trained under one budget** — compare with care. {per}.", ""]
+    logs = {t for m in stats for t in m.tuning_logs}
+    tuned = (f" Hyperparameters of every method tuned on the validation split only: `{logs.pop()}`."
+             if len(logs) == 1 and None not in logs else
+             " No entry records where its hyperparameters were tuned." if logs == {None} else
+             " Not every entry's hyperparameters come from one tuning log.")
+    return [f"Budget of every full entry: {budgets.pop()}.{tuned}", ""]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Generalist minus a baseline in one quantity, paired by seed: the per-seed differences and their mean with a
+    95% t-interval over seeds (None with one seed)."""
+
+    b: str
+    what: str
+    seeds: tuple[int, ...]
+    diffs: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.diffs)
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        if len(self.diffs) < 2:
+            return None
+        from scipy.stats import t
+
+        half = float(t.ppf(0.975, len(self.diffs) - 1)) * statistics.stdev(self.diffs) / len(self.diffs) ** 0.5
+        return self.mean - half, self.mean + half
+
+
+def difference(stats: Sequence[MethodStats], b: str, what: str, a: str = REFERENCE) -> Difference | None:
+    by = {m.trainer: m for m in stats}
+    if a not in by or b not in by:
+        return None
+    va = dict(zip(by[a].seeds, getattr(by[a], what), strict=True))
+    vb = dict(zip(by[b].seeds, getattr(by[b], what), strict=True))
+    common = tuple(sorted(set(va) & set(vb)))
+    return Difference(b, what, common, tuple(va[s] - vb[s] for s in common)) if common else None
+
+
+CLEAN_GAIN = 3.0   # the question: clean accuracy ≥ PGD-AT's + 3 points ...
+AA_SLACK = 1.0     # ... with AutoAttack accuracy within 1 point of the best baseline's
+
+
+def verdict(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> list[str]:
+    """Does Generalist reach PGD-AT's clean accuracy + 3 points with AA within 1 point of the best baseline? Judged
+    on the means over the seeds both sides have, stated with the paired 95% t-intervals and pooled McNemar p."""
+    by = {m.trainer: m for m in stats}
+    if REFERENCE not in by or "pgd_at" not in by:
+        return []
+    baselines = [m for m in stats if m.trainer in BASELINES]
+    best = max(baselines, key=lambda m: m.robust_mean_std[0])
+    dc, da = difference(stats, "pgd_at", "clean"), difference(stats, best.trainer, "robust")
+    if dc is None or da is None:
+        return []
+
+    def p_of(b: str, what: str) -> str:
+        seeds_ = [q for q in pairs if q.b == b and q.what == what and not q.note]
+        q = next((q for q in seeds_ if q.seed is None), seeds_[0] if len(seeds_) == 1 else None)
+        if q is None:
+            return "no paired flags"
+        return f"{'pooled ' if q.seed is None else ''}exact McNemar p = {_p(q.p_value)} ({q.a_only} vs {q.b_only} " \
+               "discordant points)"
+
+    def interval(d: Difference) -> str:
+        iv = d.interval
+        return f"95% t-interval over seeds [{iv[0]:+.2f}, {iv[1]:+.2f}]" if iv else "one seed: no interval"
+
+    g, pgd = by[REFERENCE], by["pgd_at"]
+    clean_ok, aa_ok = dc.mean >= CLEAN_GAIN, da.mean >= -AA_SLACK
+    n_seeds = len(set(dc.seeds) & set(da.seeds))
+    sure = ("the interval lies entirely on that side" if dc.interval and
+            (dc.interval[0] >= CLEAN_GAIN if clean_ok else dc.interval[1] < CLEAN_GAIN) else
+            "the interval straddles the target" if dc.interval else "a single seed decides nothing")
+    sure_aa = ("the interval lies entirely on that side" if da.interval and
+               (da.interval[0] >= -AA_SLACK if aa_ok else da.interval[1] < -AA_SLACK) else
+               "the interval straddles the target" if da.interval else "a single seed decides nothing")
+    best_name = display_title("trainer", best.trainer)
+    on = f"seed(s) {', '.join(map(str, dc.seeds))}"
+    answer = (f"**Not established**: one seed per method ({on}); the numbers below decide nothing yet" if n_seeds < 2
+              else f"**{'Yes' if clean_ok and aa_ok else 'No'}**, on the means over {n_seeds} {on}")
+    return [
+        "## Verdict", "",
+        f"Does Generalist reach PGD-AT's clean accuracy + {CLEAN_GAIN:g} points with AutoAttack accuracy within "
+        f"{AA_SLACK:g} point of the best baseline? {answer}.", "",
+        f"- Clean: Generalist {_pm(g.clean_mean_std)} vs PGD-AT {_pm(pgd.clean_mean_std)}: "
+        f"Δ = {dc.mean:+.2f} points ({interval(dc)}; {p_of('pgd_at', 'clean')}); target ≥ {CLEAN_GAIN:+g}: "
+        f"{'met' if clean_ok else 'not met'}, {sure}.",
+        f"- AutoAttack: Generalist {_pm(g.robust_mean_std)} vs the best baseline, {best_name}, "
+        f"{_pm(best.robust_mean_std)}: Δ = {da.mean:+.2f} points ({interval(da)}; {p_of(best.trainer, 'robust')}); "
+        f"target ≥ {-AA_SLACK:+g}: {'met' if aa_ok else 'not met'}, {sure_aa}.", "",
+        "Accuracies are on the AutoAttack points (the headline numbers); Δ is paired by seed.", ""]
+
+
 def markdown(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> list[str]:
     if not stats:
         return []
     lines = ["## Methods over seeds", "",
              "Full entries only (quick and submitted entries are not pooled). Mean ± sample standard deviation over "
-             "seeds of the headline accuracies (AutoAttack's points).", "",
+             "seeds of the headline accuracies (AutoAttack's points).", "", *budget_lines(stats),
              "| Trainer | Seeds | Clean % (mean ± std) | AA % (mean ± std) | n per seed | per seed (clean / AA) |",
              "|---|---|---|---|---:|---|"]
     for m in stats:
@@ -170,7 +280,7 @@ def markdown(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> list[str]
                 lines.append(f"| {vs} | {seed} | {q.what} | {q.n} | – | – | not comparable: {q.note} |")
             else:
                 lines.append(f"| {vs} | {seed} | {q.what} | {q.n} | {q.a_only} | {q.b_only} | {_p(q.p_value)} |")
-    return lines + [""]
+    return lines + ["", *verdict(stats, pairs)]
 
 
 def csv_rows(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> tuple[list[dict], list[dict]]:

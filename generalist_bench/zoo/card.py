@@ -101,6 +101,8 @@ class ModelCard:
     epochs: int
     selection_rule: str                        # e.g. "clean+robust on 1000 validation images (PGD-20)"
     chosen_epoch: int | None
+    budget: str = ""                           # training images, epochs, batch, training attack, precision
+    tuning_log: str | None = None              # the tuning log its preset's hyperparameters come from (None: untuned)
     train_wall_time_s: float | None
     hardware: dict[str, Any]
     quick: bool
@@ -334,6 +336,22 @@ def _jsonable(name: str, obj: Any) -> Any:
         raise ModelCardError(f"field {name!r} is not JSON-serialisable: {e}") from None
 
 
+def budget_text(config: Config, n_train: int | None = None) -> str:
+    """The training budget in words: training images, epochs, batch, each learner's training attack, precision."""
+    t, d = config.train, config.data
+    images = (f"{n_train:,} training images" if n_train is not None else
+              f"the first {d.train_subset:,} training images" if d.train_subset else
+              f"the training split less {d.val_size:,} validation images")
+    # the attack each learner is configured with (used by the adversarial objectives; standard training's learner
+    # carries the same setting unused), so that methods trained under one budget get one text
+    start = " from a random start"
+    attacks = list(dict.fromkeys(f"PGD-{a.steps} step {format_eps(a.step_size)}{start * a.random_start}"
+                                 for a in (ln.attack for ln in t.learners)))
+    precision = {"off": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}.get(t.amp, t.amp)
+    return (f"{images}, {t.epochs} epochs, batch {t.batch_size}, training attack (adversarial objectives) "
+            f"{' / '.join(attacks)}, {precision}{' + channels_last' if t.channels_last else ''}")
+
+
 def _selection_rule(selection: Mapping[str, Any] | None) -> str:
     if not selection:
         return "last epoch"
@@ -381,10 +399,11 @@ class Work:
 def make_card(config: Config, evaluations: Mapping[str, Any], *, training: TrainSummary | None = None,
               provenance: Provenance | None = None, work: Work = Work(), model_id: str | None = None,
               quick: bool = False, primary_suite: str | None = AA_SUITE,
-              arch_kwargs: Mapping[str, Any] | None = None) -> ModelCard:
+              arch_kwargs: Mapping[str, Any] | None = None, tuning_log: str | None = None) -> ModelCard:
     """A card for a model trained from ``config`` (a resolved ``Config``), by the run that ``training`` summarises
     (chosen epoch, training wall time and hardware; None: unknown), evaluated as ``evaluations`` (suite name →
-    ``EvalResult`` or its ``to_dict()``), published as ``provenance`` says (default: this process).
+    ``EvalResult`` or its ``to_dict()``), published as ``provenance`` says (default: this process). ``tuning_log``:
+    where the recipe's hyperparameters were tuned (``presets.tuning_log_for(config)``).
 
     Dataset, threat model, eps, architecture, trainer, seed, epochs and the selection rule come from the config;
     the headline ``clean_acc`` / ``autoattack_acc`` / ``n_examples`` from ``evaluations[primary_suite]`` (``None`` if
@@ -444,6 +463,8 @@ def make_card(config: Config, evaluations: Mapping[str, Any], *, training: Train
         epochs=train.epochs,
         selection_rule=_selection_rule(cfg["train"].get("selection")),
         chosen_epoch=training.selection.chosen_epoch if training else None,
+        budget=budget_text(config, training.n_train if training else None),
+        tuning_log=tuning_log,
         train_wall_time_s=training.train_wall_time_s if training else None,
         hardware=_jsonable("hardware", dict(training.hardware) if training else {}),
         quick=quick,
