@@ -368,3 +368,17 @@ def test_budget_line_states_the_shared_budget_or_warns_when_budgets_differ():
     differ = _seed_stats({"generalist": ([(86.0, 72.0)], ("12 epochs",)), "pgd_at": ([(82.0, 73.0)], ("8 epochs",))})
     assert seeds.budget_lines(differ)[0].startswith("**The full entries were not trained under one budget**")
     assert "Generalist: 12 epochs; PGD-AT: 8 epochs" in seeds.budget_lines(differ)[0]
+
+
+def test_readme_verdict_is_the_committed_leaderboards():
+    """The README quotes the leaderboard's verdict verbatim (regenerate with `generalist-bench leaderboard
+    --readme README.md`); the leaderboard itself is checked against the zoo above."""
+    from generalist_bench.leaderboard.seeds import sync_readme_block, verdict_block
+
+    readme = (REPO / "README.md").read_text()
+    slug = "fashion_mnist_Linf_0.1"
+    block = verdict_block((REPO / "leaderboard" / f"{slug}.md").read_text())
+    assert block.startswith("Does Generalist reach PGD-AT's clean accuracy + 3 points")
+    assert sync_readme_block(readme, slug, block) == readme, "run: generalist-bench leaderboard --readme README.md"
+    with pytest.raises(ValueError, match="no <!-- verdict:nope -->"):
+        sync_readme_block(readme, "nope", block)

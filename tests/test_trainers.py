@@ -227,6 +227,38 @@ def test_resume_after_kill_is_bit_identical(tmp_path, monkeypatch):
         Trainer(cfg.with_overrides(["train.seed=1"]), tmp_path / "part", resume=True, progress=False).run()
 
 
+def test_a_finished_run_without_its_checkpoint_is_reopened_not_retrained(tmp_path, monkeypatch):
+    """A finished run keeps best.pt, config, history and summary; resuming it without checkpoint.pt trains nothing
+    and returns the same selected model and summary. Another config there is refused; an unfinished run without a
+    checkpoint trains from the start."""
+    cfg = tiny("fmnist-smallcnn-pgd_at", "train.epochs=2")
+    run = tmp_path / "run"
+    first = Trainer(cfg, run, progress=False).run()
+    summary = (run / "summary.json").read_text()
+    (run / "checkpoint.pt").unlink()
+
+    def no_training(self, epoch):
+        raise AssertionError("a finished run was retrained")
+
+    monkeypatch.setattr(Trainer, "_train_epoch", no_training)
+    again = Trainer(cfg, run, resume=True, progress=False).run()
+    assert _states_equal(first.model, again.model) and again.final_model is None
+    assert again.history == json_lines(run / "history.jsonl") and len(again.history) == 2
+    assert again.summary.to_dict() == first.summary.to_dict() and (run / "summary.json").read_text() == summary
+    assert not (run / "checkpoint.pt").exists()
+    with pytest.raises(ConfigError, match="finished run of a different config"):
+        Trainer(cfg.with_overrides(["train.seed=1"]), run, resume=True, progress=False).run()
+    (run / "summary.json").unlink()  # no record of a finished run: it trains from the start
+    with pytest.raises(AssertionError, match="retrained"):
+        Trainer(cfg, run, resume=True, progress=False).run()
+
+
+def json_lines(path):
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def test_outputs_record_selection_on_validation_split(tmp_path):
     res = Trainer(tiny("fmnist-smallcnn-trades", "train.epochs=2"), tmp_path, progress=False).run()
     s = res.summary

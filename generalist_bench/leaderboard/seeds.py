@@ -296,3 +296,26 @@ def csv_rows(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> tuple[lis
            "only_a": "" if q.note else q.a_only, "only_b": "" if q.note else q.b_only,
            "p_exact_mcnemar": "" if q.p_value is None else f"{q.p_value:.6g}", "note": q.note} for q in pairs]
     return ms, ps
+
+
+# ------------------------------------------------------------------------------------------- README block
+def verdict_block(markdown_text: str) -> str:
+    """The body of a rendered table's "## Verdict" section (empty if it has none)."""
+    lines = markdown_text.splitlines()
+    try:
+        start = lines.index("## Verdict") + 1
+    except ValueError:
+        return ""
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end]).strip()
+
+
+def sync_readme_block(readme: str, slug: str, block: str) -> str:
+    """``readme`` with the text between ``<!-- verdict:<slug> -->`` and ``<!-- /verdict -->`` replaced by
+    ``block``; ValueError if the markers are missing."""
+    begin, end = f"<!-- verdict:{slug} -->", "<!-- /verdict -->"
+    i = readme.find(begin)
+    j = readme.find(end, i + 1) if i >= 0 else -1
+    if i < 0 or j < 0:
+        raise ValueError(f"the README has no {begin} … {end} block")
+    return readme[:i + len(begin)] + ("\n" + block + "\n" if block else "\n") + readme[j:]

@@ -60,10 +60,11 @@ class Learner:
 
 @dataclass
 class TrainResult:
-    """``model``: the selected model (best validation epoch), eval mode. ``final_model``: last epoch's."""
+    """``model``: the selected model (best validation epoch), eval mode. ``final_model``: last epoch's (None for a
+    finished run reopened without its ``checkpoint.pt``: best.pt, history and summary are all it kept)."""
 
     model: nn.Module
-    final_model: nn.Module
+    final_model: nn.Module | None
     history: list[dict]
     checkpoint_path: Path
     best_path: Path
@@ -286,9 +287,37 @@ class Trainer:
                                "concurrent train/train_and_submit?); wait for it or choose another --out"):
             return self._run()
 
+    def _finished_record(self) -> tuple[TrainSummary, list[dict]] | None:
+        """A finished run of this config kept without ``checkpoint.pt`` (best.pt, config.json, history.jsonl and a
+        summary of all its epochs): its summary and history; None when there is no such run. A run directory of
+        another config is an error, as on resume."""
+        d = self.out_dir
+        if d is None or not self.resume or self.checkpoint_path.exists() or not self.best_path.exists():
+            return None
+        try:
+            saved = config_from_dict(json.loads((d / "config.json").read_text()))
+            summary = TrainSummary.load(d / "summary.json")
+            history = [json.loads(line) for line in (d / "history.jsonl").read_text().splitlines() if line.strip()]
+        except (OSError, ValueError, CheckpointError, ConfigError):
+            return None
+        if saved != self.cfg:
+            diff = _diff(saved.to_dict(), self.cfg.to_dict())
+            raise ConfigError(f"--resume: {d} holds a finished run of a different config ({'; '.join(diff[:5])})")
+        epochs = self.cfg.train.epochs
+        if summary.epochs != epochs or len(history) != epochs or summary.selection.chosen is None:
+            return None
+        return summary, history
+
     def _run(self) -> TrainResult:
         self._setup()
         cfg, t = self.cfg, self.cfg.train
+        finished = self._finished_record()
+        if finished is not None:  # reopened to publish it: nothing to train, no final weights to return
+            summary, self.history = finished
+            self.best, self.elapsed = summary.selection.chosen, summary.train_wall_time_s
+            self.start_epoch = t.epochs + 1
+            log.info("reopening the finished run %s (no checkpoint.pt: best.pt and its summary)", self.out_dir)
+            return self._result(final=False)
         if self.checkpoint_path.exists():
             if not self.resume:
                 raise ConfigError(f"{self.checkpoint_path} exists; pass --resume to continue it or choose another "
@@ -342,8 +371,8 @@ class Trainer:
         barrier(self.dist)
         return self._result()
 
-    def _result(self) -> TrainResult:
-        final = copy.deepcopy(self.trained_model).eval()
+    def _result(self, final: bool = True) -> TrainResult:
+        final_model = copy.deepcopy(self.trained_model).eval() if final else None
         best = copy.deepcopy(self.trained_model).eval()
         if self.best_path.exists():
             best.load_state_dict(torch.load(self.best_path, map_location=self.device, weights_only=True))
@@ -379,7 +408,8 @@ class Trainer:
         )
         if self.dist.is_primary:
             atomic_write_json(self.out_dir / "summary.json", summary.to_dict())
-        return TrainResult(best, final, self.history, self.checkpoint_path, self.best_path, self.out_dir, summary)
+        return TrainResult(best, final_model, self.history, self.checkpoint_path, self.best_path, self.out_dir,
+                           summary)
 
 
 def _diff(a: Any, b: Any, path: str = "") -> list[str]:
