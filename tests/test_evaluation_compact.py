@@ -105,3 +105,21 @@ def test_workers_give_the_unsharded_result(mlp, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json.w0of2", "s.json.w1of2"]  # resumable states
     again = evaluate(mlp, workers=2, state_path=tmp_path / "s.json", **kw)  # resumed: nothing left to attack
     assert torch.equal(again.flags("robust"), one.flags("robust"))
+
+
+def test_compact_square_returns_upstreams_images_bit_for_bit(mlp, fmnist_test):
+    """Linf Square, compact (rows kept gathered between queries, no-op proposals skipped) against upstream's loop
+    with the same seeded draws: the same adversarial images, bit for bit, for fooled and surviving points."""
+    from generalist_bench.evaluation.autoattack.square import Square
+    from generalist_bench.evaluation.loop import prepared
+
+    x, y = fmnist_test.x[:40], fmnist_test.y[:40]
+    out = {}
+    with prepared(mlp):
+        for impl in ("compact", "pyautoattack"):
+            out[impl] = Square(norm="Linf", eps=0.05, n_queries=300, impl=impl)(mlp, x, y, seed=3)
+        with torch.no_grad():
+            fooled = mlp(out["compact"]).argmax(1) != y
+            clean = mlp(x).argmax(1) == y
+    assert torch.equal(out["compact"], out["pyautoattack"])
+    assert 0 < int((fooled & clean).sum()) < int(clean.sum())  # fooled and surviving points both present
