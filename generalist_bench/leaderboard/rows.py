@@ -256,7 +256,7 @@ def sort_rows(rows: Iterable[Row]) -> list[Row]:
     def key(r: Row):
         aa = r.autoattack.value if r.autoattack else None
         clean = r.clean.value if r.clean else -1.0
-        return (aa is None, -(aa or 0.0), -clean, r.model_id)
+        return (r.quick, aa is None, -(aa or 0.0), -clean, r.model_id)  # quick rows after all others
 
     return sorted(rows, key=key)
 
