@@ -68,8 +68,8 @@ def test_rows_sorted_and_labelled(board):
     assert len(quick) == 1 and quick[0]["model_id"].endswith("_quick") and quick[0]["n_examples"] == "200"
     md = (root / "leaderboard" / "fashion_mnist_Linf_0.1.md").read_text()
     table, quick_table = md.split("### Quick entries (reduced budget; not comparable with the rows above)")
-    assert "_quick" not in table.split("## Methods over seeds")[0] and "| 1 | [fmnist-smallcnn-generalist_seed0_quick]" \
-        in quick_table
+    assert "_quick" not in table.split("## Methods over seeds")[0]
+    assert "| 1 | [fmnist-smallcnn-generalist_seed0_quick]" in quick_table
     for r in rows:  # every accuracy has its interval, and the interval contains it
         for k in ("clean", "autoattack"):
             lo, v, hi = (float(r[f"{k}_ci_low"]), float(r[f"{k}_acc" if k == "clean" else "autoattack_acc"]),
