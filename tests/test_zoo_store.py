@@ -216,7 +216,9 @@ def test_card_from_a_real_evaluation(tmp_path):
     assert ModelCard.load(js).evaluations == card.evaluations
     (row,) = rows_from_zoo(tmp_path)
     assert row.autoattack is None and row.quick
-    assert [n for n, _ in row.per_attack] == [f"quick/{a}" for a in result.per_attack]
+    # labelled with their own n (no headline suite here) and "clean" for the natural pass
+    assert [n for n, _ in row.per_attack] == [f"quick/{'clean' if a == 'natural' else a} (n = 16)"
+                                              for a in result.per_attack]
 
 
 def test_zoo_cli_through_main_dispatcher(saved, capsys):

@@ -149,7 +149,10 @@ def row_from_card(card: ModelCard, json_path: Path | None = None, out_dir: Path 
     for suite, other in card.evaluations.items():
         if suite == card.primary_suite:
             continue
-        per += [(f"{suite}/{name}", Accuracy(acc, other["n_examples"])) for name, acc in other["per_attack"].items()]
+        n_other = other["n_examples"]
+        where = f" (n = {n_other:,})" if n_other != (ev or {}).get("n_examples") else ""  # another set of points
+        per += [(f"{suite}/{'clean' if name == 'natural' else name}{where}", Accuracy(acc, n_other))
+                for name, acc in other["per_attack"].items()]
     if json_path is not None and out_dir is not None:
         link = Path(os.path.relpath(Path(json_path).resolve(), Path(out_dir).resolve())).as_posix()
     else:
