@@ -546,6 +546,9 @@ def render(res: dict[str, Any]) -> str:
     L: list[str] = ["# Benchmarks", "",
                     f"Regenerate: `{res['command']}` ({res['total_minutes']:.1f} min on this machine). "
                     "Every number below comes from that one run; timings are measurements, not tests.", ""]
+    if res.get("models") or res.get("commit"):
+        L += ["Measured at commit " + f"`{str(res.get('commit'))[:12]}`" + "".join(
+            f"; `{name}` sha256 `{sha[:16]}…`" for name, sha in sorted((res.get("models") or {}).items())) + ".", ""]
     for key, section in SECTIONS:
         if res.get(key):
             L += section(res[key])
@@ -591,6 +594,14 @@ def main(argv: list[str] | None = None) -> int:
                                                                                      else sys.argv[1:]),
                            "threads": torch.get_num_threads(), "hardware": hardware(), "versions": library_versions()}
     res["command"] = res["command"].strip()
+    from .utils.env import git_commit
+    from .zoo.store import list_zoo
+
+    # which weights were measured: a zoo name is retrained from time to time, its card's sha256 is not
+    names = {model, args.agreement_model}
+    res["commit"] = git_commit()
+    res["models"] = {e.card.model_id: e.card.sha256 for e in list_zoo("model_zoo")
+                     if e.card is not None and e.card.model_id in names}
     if "aa" in sections:
         res["aa"] = aa_section(model, args.n, args.batch_size, args.skip_slow_baselines)
     if "agreement" in sections:

@@ -21,6 +21,12 @@ def test_bench_writes_results_with_checks(tmp_path):
     md = (tmp_path / "RESULTS.md").read_text()
     assert "speed-up vs pyautoattack" in md and "ART AdversarialTrainerMadryPGD" in md
     assert "python -m generalist_bench.bench --n 3" in md
+    from generalist_bench.bench import default_model
+    from generalist_bench.zoo.store import find_card
+
+    name = default_model()  # the weights measured are named by their card's sha256, not only by the zoo name
+    assert res["models"][name] == find_card(name, dataset="fashion_mnist")[0].sha256
+    assert f"`{name}` sha256 `{res['models'][name][:16]}…`" in md
 
 
 def test_bench_rejects_unknown_sections(capsys):
