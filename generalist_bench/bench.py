@@ -547,7 +547,7 @@ def render(res: dict[str, Any]) -> str:
                     f"Regenerate: `{res['command']}` ({res['total_minutes']:.1f} min on this machine). "
                     "Every number below comes from that one run; timings are measurements, not tests.", ""]
     if res.get("models") or res.get("commit"):
-        L += ["Measured at commit " + f"`{str(res.get('commit'))[:12]}`" + "".join(
+        L += ["Measured at commit " + (f"`{res['commit'][:12]}`" if res.get("commit") else "(unknown)") + "".join(
             f"; `{name}` sha256 `{sha[:16]}…`" for name, sha in sorted((res.get("models") or {}).items())) + ".", ""]
     for key, section in SECTIONS:
         if res.get(key):

@@ -5,8 +5,8 @@ less the 5,000 validation images (55,000 images), 10 epochs, batch 128, Linf eps
 (eps/4, the CIFAR ratio 2/255 : 8/255) as the training attack, bf16 autocast + channels_last, the epoch chosen on
 the first 1,000 validation images (clean + PGD-20; clean alone for standard training). Their optimisers and
 method knobs are the winners of the validation-only tuning in ``docs/tuning/fashion_mnist_Linf_0.1.md``
-(``python -m generalist_bench.tuning``); ``tests/test_tuning.py`` checks that each preset equals its method's
-winning trial at this budget.
+(``python -m generalist_bench.tuning``, on 20,000 of the training images); ``tests/test_tuning.py`` checks that
+each preset is its method's winning trial with the whole training split instead.
 
 CIFAR-10 presets are the paper's GPU recipes (120 epochs, batch 128, crop+flip, eps 8/255, PGD-10 step
 2/255; lr 0.01 until 1/3, linearly to 0.001 at 2/3 and 0.0001 at the end). The PGD-AT and TRADES
@@ -119,7 +119,7 @@ GAMMA_NAT = ((0.0, 0.0), (2 / 3, 0.0), (1.0, 0.6))   # 1 − γ_adv(t)
 
 def _generalist(adv: LearnerConfig, nat_optim: OptimConfig, merge: MergeConfig, augment: str) -> tuple:
     natural = LearnerConfig(name="natural", objective="standard", optim=nat_optim, augment=augment,
-                            attack=adv.attack, mix_schedule=GAMMA_NAT, lr_from="adversarial")
+                            mix_schedule=GAMMA_NAT, lr_from="adversarial")
     return natural, replace(adv, name="adversarial", mix_schedule=GAMMA_ADV)
 
 

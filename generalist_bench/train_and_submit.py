@@ -198,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
     profile = QUICK if args.quick else FULL
     presets = presets_for(args.preset, trainers)
     seeds = parse_seeds(args.seeds)
+    if args.seeds is not None and any(o.split("=", 1)[0].strip() == "train.seed" for o in args.overrides):
+        raise ConfigError("--seeds and --set train.seed=… both choose the seed; give one of them")
     command = shlex.join(["python", "-m", "generalist_bench.train_and_submit", *args._argv])
     # seed by seed: an interrupted sweep leaves complete seeds (every method) behind, not complete methods
     rows = [submit_one(p, profile, args, command, seed) for seed in seeds for p in presets]

@@ -331,27 +331,31 @@ def test_html_templates_escape_every_value_and_keep_markup():
     assert "1 of ours, 0 from the literature" in index and index.endswith("</html>\n")
 
 
-def _seed_stats(per_method):
-    from generalist_bench.leaderboard import seeds
+def _seed_stats(per_method, seeds=None):
+    from generalist_bench.leaderboard import seeds as S
 
-    return [seeds.MethodStats(t, tuple(range(len(v))), tuple(c for c, _ in v), tuple(r for _, r in v), 1000,
-                              budgets=b, tuning_logs=("docs/tuning/x.md",) * len(v))
+    return [S.MethodStats(t, tuple(seeds.get(t, range(len(v))) if seeds else range(len(v))), tuple(c for c, _ in v),
+                          tuple(r for _, r in v), 1000, budgets=b, tuning_logs=("docs/tuning/x.md",) * len(v))
             for t, (v, b) in per_method.items()]
 
 
 def test_verdict_answers_the_question_on_paired_seed_means_with_intervals():
-    """Yes needs mean clean ≥ PGD-AT's + 3 and mean AA ≥ the best baseline's − 1, paired by seed; the t-interval
-    says whether the seeds agree; one seed is 'not established'."""
+    """Yes needs mean clean ≥ PGD-AT's + 3 and mean AA ≥ the best baseline's − 1, paired by seed over the seeds all
+    three share; the t-interval says whether the seeds agree; the McNemar line is a test of no difference; one
+    common seed is 'not established'; different budgets are 'not comparable'."""
     from generalist_bench.leaderboard import seeds
 
     b = ("B",) * 3
     yes = _seed_stats({"generalist": ([(86.0, 72.5), (87.0, 72.0), (86.5, 72.4)], b),
                        "pgd_at": ([(82.0, 73.0), (82.5, 73.2), (82.2, 72.9)], b),
                        "trades": ([(84.0, 70.0), (84.2, 70.1), (84.1, 69.9)], b)})
-    text = "\n".join(seeds.verdict(yes, []))
-    assert "? **Yes**, on the means over 3 seed(s) 0, 1, 2." in text
+    pairs = [seeds.Paired("generalist", "pgd_at", None, "clean", 1000, 60, 10, seeds=(0, 1, 2)),
+             seeds.Paired("generalist", "pgd_at", 0, "clean", 1000, 20, 3)]
+    text = "\n".join(seeds.verdict(yes, pairs))
+    assert "? **Yes**, on the means over 3 common seed(s) (0, 1, 2)." in text
     assert "Δ = +4.27 points (95% t-interval over seeds [" in text and "the interval lies entirely on that side" in text
-    assert "the best baseline, PGD-AT, 73.03 ± 0.15: Δ = -0.73 points" in text
+    assert "pooled exact McNemar test of no difference: p = " in text and "60 vs 10 discordant points" in text
+    assert "the best baseline, PGD-AT, 73.03 ± 0.15: Δ = -0.73 points" in text and "no paired per-point flags" in text
     d = seeds.difference(yes, "pgd_at", "clean")
     lo, hi = d.interval
     assert lo < d.mean < hi and hi - lo == pytest.approx(2 * 4.302653 * statistics.stdev(d.diffs) / 3 ** 0.5)
@@ -359,9 +363,19 @@ def test_verdict_answers_the_question_on_paired_seed_means_with_intervals():
                       "pgd_at": ([(82.0, 73.0), (82.0, 73.0), (82.0, 73.0)], b)})
     text = "\n".join(seeds.verdict(no, []))
     assert "? **No**, on the means over 3" in text and "target ≥ +3: not met" in text and "target ≥ -1: met" in text
+    # the best baseline is judged on the seeds it shares with Generalist; means and Δ over the common seeds only
+    mixed = _seed_stats({"generalist": ([(86.0, 72.0), (86.0, 72.0)], ("B",) * 2),
+                         "pgd_at": ([(82.0, 71.0), (82.0, 71.0), (99.0, 99.0)], b),
+                         "trades": ([(84.0, 73.0), (84.0, 73.0), (10.0, 10.0)], b)}, seeds={"pgd_at": (0, 1, 7)})
+    text = "\n".join(seeds.verdict(mixed, []))
+    assert "2 common seed(s) (0, 1)" in text and "vs PGD-AT 82.00 ± 0.00" in text and "TRADES, 73.00 ± 0.00" in text
     one = _seed_stats({"generalist": ([(90.0, 80.0)], ("B",)), "pgd_at": ([(80.0, 70.0)], ("B",))})
-    assert "**Not established**: one seed per method" in "\n".join(seeds.verdict(one, []))
+    assert "**Not established**: 1 common seed(s) (0)" in "\n".join(seeds.verdict(one, []))
     assert seeds.verdict(_seed_stats({"pgd_at": ([(80.0, 70.0)], ("B",))}), []) == []
+    apart = _seed_stats({"generalist": ([(90.0, 80.0)] * 2, ("8 epochs", "8 epochs")),
+                         "pgd_at": ([(80.0, 70.0)] * 2, ("10 epochs", "10 epochs"))})
+    text = "\n".join(seeds.verdict(apart, []))
+    assert "**Not comparable**: Generalist and PGD-AT were not trained under one budget" in text and "Δ" not in text
 
 
 def test_budget_line_states_the_shared_budget_or_warns_when_budgets_differ():
@@ -373,6 +387,8 @@ def test_budget_line_states_the_shared_budget_or_warns_when_budgets_differ():
     differ = _seed_stats({"generalist": ([(86.0, 72.0)], ("12 epochs",)), "pgd_at": ([(82.0, 73.0)], ("8 epochs",))})
     assert seeds.budget_lines(differ)[0].startswith("**The full entries were not trained under one budget**")
     assert "Generalist: 12 epochs; PGD-AT: 8 epochs" in seeds.budget_lines(differ)[0]
+    old = _seed_stats({"generalist": ([(86.0, 72.0)] * 2, ("", "12 epochs")), "pgd_at": ([(82.0, 73.0)], ("",))})
+    assert "Generalist: 12 epochs / not recorded; PGD-AT: not recorded" in seeds.budget_lines(old)[0]
 
 
 def test_readme_verdict_is_the_committed_leaderboards():
@@ -387,3 +403,26 @@ def test_readme_verdict_is_the_committed_leaderboards():
     assert sync_readme_block(readme, slug, block) == readme, "run: generalist-bench leaderboard --readme README.md"
     with pytest.raises(ValueError, match="no <!-- verdict:nope -->"):
         sync_readme_block(readme, "nope", block)
+
+
+def test_cli_readme_option_errors_are_one_message_and_write_nothing(tmp_path, capsys):
+    from generalist_bench.cli import main
+
+    fabricate_leaderboard_zoo(tmp_path / "model_zoo")
+    base = ["leaderboard", "--model-dir", str(tmp_path / "model_zoo"), "--no-png"]
+    readme = tmp_path / "README.md"
+    assert main([*base, "--out", str(tmp_path / "a"), "--readme", str(readme)]) == 2  # missing file
+    assert "cannot read it" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    readme.write_text("no block here\n")
+    assert main([*base, "--out", str(tmp_path / "b"), "--readme", str(readme)]) == 2
+    assert "no <!-- verdict:<table> -->" in capsys.readouterr().err and not (tmp_path / "b").exists()
+    readme.write_text("x\n<!-- verdict:fashion_mnist_Linf_0.1 -->\nold\n")  # no end marker
+    assert main([*base, "--out", str(tmp_path / "c"), "--readme", str(readme)]) == 2
+    assert "<!-- /verdict --> block" in capsys.readouterr().err and readme.read_text().endswith("old\n")
+    readme.write_text("x\n<!-- verdict:nope -->\n<!-- /verdict -->\n")
+    assert main([*base, "--out", str(tmp_path / "d"), "--readme", str(readme)]) == 2
+    assert "name no table that was written" in capsys.readouterr().err
+    readme.write_text("x\n<!-- verdict:fashion_mnist_Linf_0.1 -->\nold\n<!-- /verdict -->\ny\n")
+    assert main([*base, "--out", str(tmp_path / "e"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "## Verdict" not in text and "Does Generalist reach" in text and text.endswith("y\n")

@@ -92,14 +92,18 @@ def test_seeds_train_one_entry_per_seed_seed_by_seed(dirs, capsys):
     s0, s1 = (cards[f"fmnist-smallcnn-standard_seed{s}_quick"]["sha256"] for s in (0, 1))
     assert s0 != s1
     card = cards["fmnist-smallcnn-standard_seed1_quick"]
-    assert card["budget"].startswith("256 training images, 1 epochs, batch 64")
+    assert card["budget"].startswith("256 training images, 1 epoch, batch 64")
     assert card["tuning_log"] is None  # the quick profile is not the tuned recipe
     last = json.loads((dirs["runs"] / "quick" / "last_submission.json").read_text())
     assert [r["model_id"] for r in last["rows"]] == ["fmnist-smallcnn-standard_seed1_quick",
                                                      "fmnist-smallcnn-standard_seed0_quick"]
+    runs_before = sorted(p for p in dirs["runs"].rglob("*"))
     for bad in ("0,x", "1,1", "-1", ","):
         assert main(_argv(dirs, "--seeds", bad)) == 2
         assert "--seeds must" in capsys.readouterr().err
+    assert main(_argv(dirs, "--seeds", "2", "--set", "train.seed=3")) == 2
+    assert "--seeds and --set train.seed" in capsys.readouterr().err
+    assert sorted(p for p in dirs["runs"].rglob("*")) == runs_before  # nothing trained or written
 
 
 def test_cards_link_the_tuning_log_only_for_the_tuned_recipe():

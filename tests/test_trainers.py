@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from generalist_bench.attacks import PGD
 from generalist_bench.config import MergeConfig, interp_schedule
-from generalist_bench.errors import ConfigError, TrainingDivergedError, UnknownNameError
+from generalist_bench.errors import CheckpointError, ConfigError, TrainingDivergedError, UnknownNameError
 from generalist_bench.presets import get_preset
 from generalist_bench.trainers import GlobalLearner, Trainer, mixing_weights, naive_merge, redistribution_epochs
 from generalist_bench.trainers import trainer as trainer_mod
@@ -248,6 +248,12 @@ def test_a_finished_run_without_its_checkpoint_is_reopened_not_retrained(tmp_pat
     assert not (run / "checkpoint.pt").exists()
     with pytest.raises(ConfigError, match="finished run of a different config"):
         Trainer(cfg.with_overrides(["train.seed=1"]), run, resume=True, progress=False).run()
+    for damaged, text in (("summary.json", '{"epochs": "2"'), ("history.jsonl", '{"epoch": 1}\n')):
+        good = (run / damaged).read_text()
+        (run / damaged).write_text(text)  # damaged: an error naming the run, not a retraining over its best.pt
+        with pytest.raises(CheckpointError, match="finished run|do not cover"):
+            Trainer(cfg, run, resume=True, progress=False).run()
+        (run / damaged).write_text(good)
     (run / "summary.json").unlink()  # no record of a finished run: it trains from the start
     with pytest.raises(AssertionError, match="retrained"):
         Trainer(cfg, run, resume=True, progress=False).run()

@@ -24,22 +24,40 @@ def run(args: argparse.Namespace) -> int:
     from .rows import LITERATURE_PATH
 
     literature = None if args.no_literature else (args.literature or LITERATURE_PATH)
+    readme_text = None
+    if args.readme:  # checked before anything is written
+        from pathlib import Path
+
+        from ..errors import ConfigError
+
+        try:
+            readme_text = Path(args.readme).read_text()
+        except OSError as e:
+            raise ConfigError(f"--readme {args.readme}: cannot read it ({e.strerror or e})") from None
+        if "<!-- verdict:" not in readme_text:
+            raise ConfigError(f"--readme {args.readme}: no <!-- verdict:<table> --> … <!-- /verdict --> block")
     files = render_leaderboard(args.model_dir, args.out, literature=literature, strict=not args.skip_bad_cards,
                                png=not args.no_png)
     tables = sorted({f.stem for f in files if f.suffix == ".md" and f.name != "README.md"})
     print(f"wrote {len(files)} files to {args.out}/ ({len(tables)} table(s): {', '.join(tables) or 'none'})")
-    if args.readme:
-        from pathlib import Path
-
+    if readme_text is not None:
+        from ..errors import ConfigError
         from ..utils.io import atomic_write_text
         from .seeds import sync_readme_block, verdict_block
 
-        readme = Path(args.readme)
-        text = original = readme.read_text()
+        text, matched = readme_text, []
         for f in files:
             if f.suffix == ".md" and f.name != "README.md" and f"<!-- verdict:{f.stem} -->" in text:
-                text = sync_readme_block(text, f.stem, verdict_block(f.read_text()))
-        if text != original:
-            atomic_write_text(readme, text)
-            print(f"updated the verdict block(s) in {readme}")
+                try:
+                    text = sync_readme_block(text, f.stem, verdict_block(f.read_text()))
+                except ValueError as e:
+                    raise ConfigError(f"--readme {args.readme}: {e}") from None
+                matched.append(f.stem)
+        if not matched:
+            raise ConfigError(f"--readme {args.readme}: its verdict block(s) name no table that was written "
+                              f"({', '.join(tables) or 'none'})")
+        if text != readme_text:
+            atomic_write_text(args.readme, text)
+        state = "updated" if text != readme_text else "unchanged"
+        print(f"verdict block(s) in {args.readme}: {', '.join(matched)} ({state})")
     return 0

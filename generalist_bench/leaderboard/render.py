@@ -104,12 +104,12 @@ def to_markdown(key: tuple[str, str, str], rows: Sequence[Row], slug: str, seed_
     head = ["| # | Model | Trainer | Clean % [95% CI] | AA % [95% CI] | Per-attack robust % [95% CI] | Architecture "
             "| Budget (epochs · hardware · wall time) | n | Date | Quick | Notes |",
             "|---:|---|---|---|---|---|---|---|---:|---|---|---|"]
+    main_rows, quick_rows = [r for r in rows if not r.quick], [r for r in rows if r.quick]
+    numbered = [("", i, r) for i, r in enumerate(main_rows, 1)] + [("quick", i, r) for i, r in enumerate(quick_rows, 1)]
     out += head
-    main_rows = [r for r in rows if not r.quick]
-    for i, r in enumerate(rows, 1):
-        if r.quick and i == len(main_rows) + 1:  # the first quick row: their own table
+    for part, i, r in numbered:
+        if part == "quick" and i == 1:  # quick rows: a table of their own
             out += ["", f"### {QUICK_HEADING}", "", *head]
-        i = i if not r.quick else i - len(main_rows)
         if r.source == LITERATURE:
             model = f"{r.model_id} ([source]({r.link})" + (f" · [paper]({r.paper_link}))" if r.paper_link else ")")
         else:

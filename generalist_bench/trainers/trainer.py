@@ -292,20 +292,25 @@ class Trainer:
         summary of all its epochs): its summary and history; None when there is no such run. A run directory of
         another config is an error, as on resume."""
         d = self.out_dir
-        if d is None or not self.resume or self.checkpoint_path.exists() or not self.best_path.exists():
+        if d is None or not self.resume or self.checkpoint_path.exists() or not self.best_path.exists() \
+                or not (d / "summary.json").exists():
             return None
+        # best.pt and summary.json without a checkpoint: a finished run. Damage is an error, not a reason to retrain
+        # over it (that would replace its best.pt).
         try:
             saved = config_from_dict(json.loads((d / "config.json").read_text()))
             summary = TrainSummary.load(d / "summary.json")
             history = [json.loads(line) for line in (d / "history.jsonl").read_text().splitlines() if line.strip()]
-        except (OSError, ValueError, CheckpointError, ConfigError):
-            return None
+        except (OSError, ValueError, CheckpointError, ConfigError) as e:
+            raise CheckpointError(f"{d} holds a finished run (best.pt, summary.json, no checkpoint.pt) that cannot be "
+                                  f"reopened: {e}; repair it or move it away to retrain") from None
         if saved != self.cfg:
             diff = _diff(saved.to_dict(), self.cfg.to_dict())
             raise ConfigError(f"--resume: {d} holds a finished run of a different config ({'; '.join(diff[:5])})")
         epochs = self.cfg.train.epochs
         if summary.epochs != epochs or len(history) != epochs or summary.selection.chosen is None:
-            return None
+            raise CheckpointError(f"{d} holds a run without checkpoint.pt whose summary/history do not cover its "
+                                  f"{epochs} epochs ({summary.epochs} / {len(history)}); it cannot be resumed")
         return summary, history
 
     def _run(self) -> TrainResult:

@@ -342,13 +342,15 @@ def budget_text(config: Config, n_train: int | None = None) -> str:
     images = (f"{n_train:,} training images" if n_train is not None else
               f"the first {d.train_subset:,} training images" if d.train_subset else
               f"the training split less {d.val_size:,} validation images")
-    # the attack each learner is configured with (used by the adversarial objectives; standard training's learner
-    # carries the same setting unused), so that methods trained under one budget get one text
+    # the adversarial objectives' training attack; standard training has none, and its learner's configured
+    # (unused) attack stands in, so that methods trained under one budget get one text
     start = " from a random start"
+    adversarial = [ln for ln in t.learners if ln.objective != "standard"] or list(t.learners)
     attacks = list(dict.fromkeys(f"PGD-{a.steps} step {format_eps(a.step_size)}{start * a.random_start}"
-                                 for a in (ln.attack for ln in t.learners)))
+                                 for a in (ln.attack for ln in adversarial)))
     precision = {"off": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}.get(t.amp, t.amp)
-    return (f"{images}, {t.epochs} epochs, batch {t.batch_size}, training attack (adversarial objectives) "
+    epochs = f"{t.epochs} epoch{'s' * (t.epochs != 1)}"
+    return (f"{images}, {epochs}, batch {t.batch_size}, training attack (adversarial objectives) "
             f"{' / '.join(attacks)}, {precision}{' + channels_last' if t.channels_last else ''}")
 
 
