@@ -73,7 +73,7 @@ def test_presets_prints_the_resolved_config(capsys):
     assert main(["presets", "fmnist-smallcnn-pgd_at", "--set", "train.epochs=3", "--set", "train.amp=off"]) == 0
     data = json.loads(capsys.readouterr().out)
     expected = get_preset("fmnist-smallcnn-pgd_at").to_dict()
-    expected["train"]["epochs"] = 3
+    expected["train"]["epochs"], expected["train"]["amp"] = 3, "off"
     assert data == expected
 
 

@@ -12,7 +12,9 @@ from generalist_bench.trainers import Trainer
 from generalist_bench.trainers.validation import validate
 
 COMMON = ["data.train_subset=4000", "train.epochs=6", "train.batch_size=128", "train.selection.n_val=200",
-          "train.selection.attack_steps=5", "train.selection.criterion=last"]
+          "train.selection.attack_steps=5", "train.selection.criterion=last",
+          # fp32, as when these margins were set (the presets now train in bf16 + channels_last)
+          "train.amp=off", "train.channels_last=false"]
 # A flat lr for every trainer: with the paper's decaying schedule squeezed into 6 epochs the natural learner
 # cannot move after its first redistribution, and the comparison would test the schedule, not the method.
 FLAT_LR = [[0.0, 1.0], [1.0, 1.0]]
@@ -32,6 +34,11 @@ def trained(tmp_path_factory, fmnist_test):
         if trainer == "generalist":
             # redistribution at the ends of epochs 4, 5, 6; the natural learner's weight leaves 0 in epoch 5
             cfg = cfg.with_overrides(["train.merge.warmup_epochs=3", "train.merge.redistribute_every=1"])
+            # the paper's mixing schedule (γ_adv → 0.4, γ_nat → 0.6), not the tuned preset's γ_nat → 0.4: this is a
+            # test of the mechanism (mixing in the natural learner raises clean accuracy), while whether the tuned
+            # recipe beats PGD-AT at the full budget is the leaderboard's question
+            cfg = cfg.with_overrides({"train.learners.0.mix_schedule": [[0.0, 0.0], [2 / 3, 0.0], [1.0, 0.6]],
+                                      "train.learners.1.mix_schedule": [[0.0, 1.0], [2 / 3, 1.0], [1.0, 0.4]]})
         res = Trainer(cfg.validate(), tmp_path_factory.mktemp(trainer), progress=False).run()
         torch.manual_seed(0)
         out[trainer] = validate(res.model, fmnist_test.x[:1000], fmnist_test.y[:1000], eps=0.1, norm="Linf",
