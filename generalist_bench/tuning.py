@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,7 +32,7 @@ from .data.splits import split_locked
 from .errors import ConfigError
 from .presets import resolve_config
 from .trainers.summary import SummaryError, TrainSummary
-from .utils.io import atomic_write_text
+from .utils.io import atomic_write_text, read_jsonl
 
 TUNE_BUDGET: dict[str, Any] = {
     "data.train_subset": 20000,
@@ -163,7 +162,7 @@ def outcome(trial: Trial, root: Path = RUN_ROOT) -> dict[str, Any] | None:
     d = run_dir(trial, root)
     try:
         summary = TrainSummary.load(d / "summary.json")
-        history = [json.loads(line) for line in (d / "history.jsonl").read_text().splitlines() if line.strip()]
+        history = read_jsonl(d / "history.jsonl")
     except (OSError, ValueError, SummaryError):
         return None
     if summary.epochs != len(history) or not history:

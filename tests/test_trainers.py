@@ -243,7 +243,9 @@ def test_a_finished_run_without_its_checkpoint_is_reopened_not_retrained(tmp_pat
     monkeypatch.setattr(Trainer, "_train_epoch", no_training)
     again = Trainer(cfg, run, resume=True, progress=False).run()
     assert _states_equal(first.model, again.model) and again.final_model is None
-    assert again.history == json_lines(run / "history.jsonl") and len(again.history) == 2
+    from generalist_bench.utils.io import read_jsonl
+
+    assert again.history == read_jsonl(run / "history.jsonl") and len(again.history) == 2
     assert again.summary.to_dict() == first.summary.to_dict() and (run / "summary.json").read_text() == summary
     assert not (run / "checkpoint.pt").exists()
     with pytest.raises(ConfigError, match="finished run of a different config"):
@@ -257,12 +259,6 @@ def test_a_finished_run_without_its_checkpoint_is_reopened_not_retrained(tmp_pat
     (run / "summary.json").unlink()  # no record of a finished run: it trains from the start
     with pytest.raises(AssertionError, match="retrained"):
         Trainer(cfg, run, resume=True, progress=False).run()
-
-
-def json_lines(path):
-    import json
-
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def test_outputs_record_selection_on_validation_split(tmp_path):

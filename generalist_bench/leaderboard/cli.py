@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from ..errors import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,10 +29,6 @@ def run(args: argparse.Namespace) -> int:
     literature = None if args.no_literature else (args.literature or LITERATURE_PATH)
     readme_text = None
     if args.readme:  # checked before anything is written
-        from pathlib import Path
-
-        from ..errors import ConfigError
-
         try:
             readme_text = Path(args.readme).read_text()
         except OSError as e:
@@ -41,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
     tables = sorted({f.stem for f in files if f.suffix == ".md" and f.name != "README.md"})
     print(f"wrote {len(files)} files to {args.out}/ ({len(tables)} table(s): {', '.join(tables) or 'none'})")
     if readme_text is not None:
-        from ..errors import ConfigError
         from ..utils.io import atomic_write_text
         from .seeds import sync_readme_block, verdict_block
 

@@ -30,7 +30,7 @@ from ..data import load_dataset
 from ..errors import CheckpointError, ConfigError, TrainingDivergedError
 from ..models import model_for_dataset
 from ..utils.env import git_commit, hardware, library_versions
-from ..utils.io import atomic_torch_save, atomic_write_json, atomic_write_text
+from ..utils.io import atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
 from ..utils.testgate import gate
 from .amp import amp_context, grad_scaler
 from .augment import augment
@@ -300,7 +300,7 @@ class Trainer:
         try:
             saved = config_from_dict(json.loads((d / "config.json").read_text()))
             summary = TrainSummary.load(d / "summary.json")
-            history = [json.loads(line) for line in (d / "history.jsonl").read_text().splitlines() if line.strip()]
+            history = read_jsonl(d / "history.jsonl")
         except (OSError, ValueError, CheckpointError, ConfigError) as e:
             raise CheckpointError(f"{d} holds a finished run (best.pt, summary.json, no checkpoint.pt) that cannot be "
                                   f"reopened: {e}; repair it or move it away to retrain") from None

@@ -78,6 +78,12 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
+def read_jsonl(path: str | os.PathLike) -> list[Any]:
+    """The JSON values of a JSON-lines file (e.g. a run's ``history.jsonl``), blank lines skipped. ``OSError`` /
+    ``ValueError`` as ``open`` / ``json.loads`` raise them."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     buf = io.BytesIO()
     torch.save(obj, buf)
