@@ -157,7 +157,7 @@ def submit_one(preset: str, profile: Profile, args: argparse.Namespace, command:
 def _submit_locked(cfg: Config, out_dir: Path, profile: Profile, args: argparse.Namespace, command: str) -> dict:
     from .trainers.trainer import Trainer
     from .zoo.card import Provenance, Work, make_card
-    from .zoo.store import save_to_zoo
+    from .zoo.store import save_to_zoo, unchanged_entry
 
     progress = not args.no_progress
     t0 = time.perf_counter()
@@ -173,7 +173,13 @@ def _submit_locked(cfg: Config, out_dir: Path, profile: Profile, args: argparse.
     card = make_card(cfg, {"autoattack": aa, "quick": quick}, training=summary,
                      provenance=Provenance.here(command), quick=profile.name == "quick", tuning_log=tuning_log_for(cfg),
                      work=Work(footnote=f"quick profile: {profile.describe()}" if profile.name == "quick" else None))
-    pt, js = save_to_zoo(result.model.state_dict(), card, args.model_dir)
+    kept = unchanged_entry(result.model.state_dict(), card, args.model_dir)
+    if kept is not None:  # a finished run submitted again: its card keeps the date and commit that made it
+        print(f"== {cfg.name}: already published with these weights and results; keeping {kept}", file=sys.stderr,
+              flush=True)
+        pt, js = kept.with_suffix(".pt"), kept
+    else:
+        pt, js = save_to_zoo(result.model.state_dict(), card, args.model_dir)
     row = {"model_id": js.stem, "trainer": cfg.train.trainer, "clean_acc": aa.clean_acc,
            "autoattack_acc": aa.robust_acc,
            "n_examples": n_aa, "pgd20_acc_full": quick.robust_acc, "clean_acc_full": quick.clean_acc,

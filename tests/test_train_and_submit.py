@@ -57,10 +57,13 @@ def test_quick_submission_end_to_end(dirs, capsys):
     # a second submission resumes: no retraining (the checkpoint is complete) and the same numbers
     ck = dirs["runs"] / "quick" / "fmnist-smallcnn-pgd_at" / "seed0" / "checkpoint.pt"
     before = ck.stat().st_mtime_ns
-    assert main(_argv(dirs)) == 0
+    capsys.readouterr()
+    assert main(_argv(dirs, "--seeds", "0")) == 0  # another command line: the cards still keep theirs
     assert ck.stat().st_mtime_ns == before
-    again = json.loads(cards[0].read_text())
-    assert again["autoattack_acc"] == card["autoattack_acc"] and again["sha256"] == card["sha256"]
+    # ... and an unchanged entry is not re-published: same weights, same results → the card that made it stays,
+    # with its date, command and commit
+    assert json.loads(cards[0].read_text()) == card
+    assert "already published with these weights and results" in capsys.readouterr().err
 
 
 def test_quick_profile_adjusts_every_trainer():

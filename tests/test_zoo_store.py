@@ -16,7 +16,7 @@ from generalist_bench.errors import CheckpointError, IntegrityError, UnknownName
 from generalist_bench.models import model_for_dataset
 from generalist_bench.zoo import cli as zoo_cli
 from generalist_bench.zoo.card import ModelCard, ModelCardError
-from generalist_bench.zoo.store import list_zoo, load_model, save_to_zoo, verify_zoo
+from generalist_bench.zoo.store import list_zoo, load_model, save_to_zoo, unchanged_entry, verify_zoo
 
 
 @pytest.fixture()
@@ -35,6 +35,19 @@ def test_save_layout_and_card(saved):
     raw = torch.load(pt, weights_only=True)  # a plain state dict
     assert set(raw) == set(sd) and not any("model." in k or "module." in k for k in raw)
     assert not [p for p in pt.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_unchanged_entry_ignores_provenance_only(saved):
+    root, card, sd, pt, js = saved
+    later = card.replace(date="2027-01-01T00:00:00+00:00", command="python -m elsewhere", commit="f" * 40,
+                         train_wall_time_s=123.0)
+    assert unchanged_entry(sd, later, root) == js  # when and how it was made is not what the entry is
+    other = {k: v + 1 if v.is_floating_point() else v for k, v in sd.items()}
+    assert unchanged_entry(other, card, root) is None  # other weights
+    assert unchanged_entry(sd, card.replace(footnote="another footnote"), root) is None  # another card
+    assert unchanged_entry(sd, card.replace(model_id="Other"), root) is None  # not published
+    pt.write_bytes(pt.read_bytes() + b"x")  # the file on disk is no longer the card's
+    assert unchanged_entry(sd, card, root) is None
 
 
 def test_load_through_package_api(saved):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -78,6 +79,53 @@ def _load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], what:
     return model
 
 
+def _serialise(state_dict: Mapping[str, torch.Tensor], card: ModelCard) -> tuple[ModelCard, bytes]:
+    """The card as it will be stored (``_quick`` suffix, sha256 of the bytes) and the ``.pt`` bytes."""
+    if not isinstance(card, ModelCard):
+        raise TypeError(f"card must be a ModelCard, got {type(card).__name__}")
+    if card.quick and not card.model_id.endswith(QUICK_SUFFIX):
+        card = card.replace(model_id=card.model_id + QUICK_SUFFIX)
+    sd = _clean_state_dict(state_dict)
+    _load_strict(build_model(card), sd, f"state dict for {card.model_id!r}")
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    data = buf.getvalue()
+    return card.replace(sha256=hashlib.sha256(data).hexdigest()), data
+
+
+# What a re-publication may change without the entry being a different one: when and how it was made.
+PROVENANCE_FIELDS = ("date", "command", "commit", "versions", "hardware", "train_wall_time_s")
+# What an evaluation says (its protocol also records paths, commit and wall time: provenance).
+RESULT_FIELDS = ("clean_acc", "robust_acc", "n_examples", "per_attack", "per_attack_mode", "samples")
+
+
+def _substance(card: ModelCard) -> dict[str, Any]:
+    d = {k: v for k, v in card.to_dict().items() if k not in PROVENANCE_FIELDS}
+    evals = d.get("evaluations") or {}
+    d["evaluations"] = {suite: {k: (e or {}).get(k) for k in RESULT_FIELDS} for suite, e in evals.items()}
+    return json.loads(json.dumps(d))  # as stored: tuples become lists
+
+
+def unchanged_entry(state_dict: Mapping[str, torch.Tensor], card: ModelCard,
+                    model_dir: str | os.PathLike = "model_zoo") -> Path | None:
+    """The card path of the entry already published with exactly these weights (sha256 of the ``.pt`` bytes, which
+    must be the bytes on disk too) and this card but for its provenance (date, command, commit, versions, hardware,
+    training time) and the bookkeeping of its evaluations (paths, commit, wall time; every number and per-point
+    flag must be equal); None if there is no such entry. Re-running a finished submission then keeps the card of
+    the run that made it instead of re-dating it."""
+    card, data = _serialise(state_dict, card)
+    pt_path, json_path = entry_paths(model_dir, card.dataset, card.threat_model, card.model_id)
+    if not (json_path.is_file() and pt_path.is_file()):
+        return None
+    try:
+        old = ModelCard.load(json_path)
+    except ModelCardError:
+        return None
+    if old.sha256 != card.sha256 or sha256_file(pt_path) != card.sha256:
+        return None
+    return json_path if _substance(old) == _substance(card) else None
+
+
 def save_to_zoo(state_dict: Mapping[str, torch.Tensor], card: ModelCard,
                 model_dir: str | os.PathLike = "model_zoo", *, overwrite: bool = True,
                 lock_timeout: float | None = 600.0) -> tuple[Path, Path]:
@@ -88,16 +136,7 @@ def save_to_zoo(state_dict: Mapping[str, torch.Tensor], card: ModelCard,
     does not have it) and never replaces a full entry. ``overwrite=False`` refuses to replace an existing
     entry of the same name.
     """
-    if not isinstance(card, ModelCard):
-        raise TypeError(f"card must be a ModelCard, got {type(card).__name__}")
-    if card.quick and not card.model_id.endswith(QUICK_SUFFIX):
-        card = card.replace(model_id=card.model_id + QUICK_SUFFIX)
-    sd = _clean_state_dict(state_dict)
-    _load_strict(build_model(card), sd, f"state dict for {card.model_id!r}")
-    buf = io.BytesIO()
-    torch.save(sd, buf)
-    data = buf.getvalue()
-    card = card.replace(sha256=hashlib.sha256(data).hexdigest())
+    card, data = _serialise(state_dict, card)
     pt_path, json_path = entry_paths(model_dir, card.dataset, card.threat_model, card.model_id)
     with file_lock(Path(model_dir) / LOCK_NAME, timeout=lock_timeout):
         if json_path.exists() or pt_path.exists():
