@@ -32,7 +32,7 @@ from .data.splits import split_locked
 from .errors import ConfigError
 from .presets import resolve_config
 from .trainers.summary import SummaryError, TrainSummary
-from .utils.io import atomic_write_text, read_jsonl
+from .utils.io import atomic_write_bytes, atomic_write_text, read_jsonl
 
 TUNE_BUDGET: dict[str, Any] = {
     "data.train_subset": 20000,
@@ -196,10 +196,17 @@ CSV_FIELDS = ("method", "trial", "what", "criterion", "chosen_epoch", "epochs", 
               "last_val_clean", "last_val_pgd20", "wall_min", "img_per_s", "n_train", "n_val", "winner", "commit")
 
 
-def render_log(root: Path = RUN_ROOT) -> tuple[str, str]:
-    """(Markdown, CSV) of every finished trial; the pending ones are listed as such in the Markdown."""
+def _rows(root: Path) -> list[dict[str, Any]]:
+    """Every finished trial's outcome, with ``winner`` set."""
     win = {t.id for t in winners(root).values()}
-    rows = [o for t in TRIALS if (o := outcome(t, root)) is not None]
+    return [{**o, "winner": o["trial"] in win} for t in TRIALS if (o := outcome(t, root)) is not None]
+
+
+def render_log(root: Path = RUN_ROOT, png: str | None = None) -> tuple[str, str]:
+    """(Markdown, CSV) of every finished trial; the pending ones are listed as such in the Markdown, which shows
+    the trade-off plot ``png`` (a path relative to it) if given."""
+    rows = _rows(root)
+    win = {r["trial"] for r in rows if r["winner"]}
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
@@ -246,6 +253,10 @@ def render_log(root: Path = RUN_ROOT) -> tuple[str, str]:
     pending = [t.id for t in TRIALS if outcome(t, root) is None]
     if pending:
         md += ["", f"Not finished yet ({len(pending)}): " + ", ".join(f"`{p}`" for p in pending) + "."]
+    if rows and png:
+        md += ["", "Every trial's trade-off and the frontiers the grid traces (TRADES' β at each learning rate, "
+               "Generalist's γ_nat end value); validation numbers only, at the tuning budget:", "",
+               f"![validation clean vs PGD-20 of every tuning trial]({png})"]
     md += ["", "Validation curves (epoch: clean / PGD-20):", ""]
     for r in rows:
         md.append(f"- `{r['trial']}`: " + ", ".join(f"{e}: {c} / {p}" for e, c, p in r["curve"]))
@@ -254,10 +265,104 @@ def render_log(root: Path = RUN_ROOT) -> tuple[str, str]:
     return "\n".join(md).rstrip() + "\n", buf.getvalue()
 
 
+# The trade-off frontiers the tuning grid traces: the trials that differ only in the knob that trades clean for
+# robust accuracy (TRADES' β at each learning rate; Generalist's end value of γ_nat, t′ and c fixed).
+FRONTIERS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
+    *((f"TRADES, lr {lr}: β", "trades", tuple((f"trades-lr{lr}-beta{b}", f"β {b}") for b in (6, 1)))
+      for lr in ("0.01", "0.02", "0.05")),
+    ("Generalist: γ_nat end value", "generalist",
+     tuple((f"generalist-g{g}", f"γ {g}") for g in ("0.4", "0.6", "0.8"))),
+)
+PLOT_MIN_CLEAN = 50.0  # trials below this validation clean accuracy (diverged) are listed under the plot, not drawn
+
+
+def frontier_png(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """Validation clean vs PGD-20 accuracy of every finished trial, each method's frontiers drawn as lines."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .leaderboard.render import _style
+    from .registry import title as display_title
+
+    by_id = {r["trial"]: r for r in rows}
+    win = {r["trial"] for r in rows if r.get("winner")}
+    shown = [r for r in rows if r["val_clean"] >= PLOT_MIN_CLEAN]
+    fig = Figure(figsize=(11, 5.2), dpi=110)
+    FigureCanvasAgg(fig)
+    full, zoom = fig.subplots(1, 2, gridspec_kw={"width_ratios": (3, 2)})
+
+    def draw(ax, pts_of: Sequence[Mapping[str, Any]], labels: bool) -> None:
+        for m in METHODS:
+            pts = [r for r in pts_of if r["method"] == m]
+            if not pts:
+                continue
+            colour, marker = _style(m)
+            ax.scatter([r["val_clean"] for r in pts], [r["val_pgd20"] for r in pts], marker=marker, s=45,
+                       facecolors="none", edgecolors=colour, linewidths=1.3, label=display_title("trainer", m),
+                       zorder=3)
+            best = [r for r in pts if r["trial"] in win]
+            ax.scatter([r["val_clean"] for r in best], [r["val_pgd20"] for r in best], marker=marker, s=90,
+                       c=colour, edgecolors="black", zorder=4)
+        ids = {r["trial"] for r in pts_of}
+        for _title, method, members in FRONTIERS:
+            pts = [(by_id[t], label) for t, label in members if t in ids]
+            if len(pts) < 2:
+                continue
+            colour, _ = _style(method)
+            ax.plot([r["val_clean"] for r, _ in pts], [r["val_pgd20"] for r, _ in pts], color=colour, lw=1,
+                    alpha=0.7, zorder=2)
+            if labels:
+                for r, label in pts:
+                    ax.annotate(label, (r["val_clean"], r["val_pgd20"]), textcoords="offset points",
+                                xytext=(5, 4), fontsize=7, color=colour)
+        ax.set_xlabel("Validation clean accuracy (%)")
+        ax.grid(True, alpha=0.3)
+
+    draw(full, shown, labels=not any(r["method"] == "generalist" for r in shown))
+    full.set_ylabel("Validation PGD-20 accuracy (%)")
+    full.set_title("Tuning trials (validation split, tuning budget)", fontsize=10)
+    if shown:
+        full.legend(loc="best", fontsize=8)
+    # the adversarial methods' region, where Generalist's trials lie within a fraction of a point of each other
+    near = [r for r in shown if r["method"] in ("pgd_at", "generalist")]
+    if near:
+        draw(zoom, near, labels=False)
+        zoom.set_title("PGD-AT and Generalist, enlarged", fontsize=10)
+        xs = [r["val_clean"] for r in near]
+        zoom.set_xlim(min(xs) - 0.3, max(xs) + 0.25 * (max(xs) - min(xs)) + 0.5)  # room for the labels
+        # every trial by name and numbers; trials at the same PGD-20 accuracy (to 0.1) share one stacked label
+        # under the leftmost of them
+        rows_at: dict[float, list[Mapping[str, Any]]] = {}
+        for r in near:
+            rows_at.setdefault(round(r["val_pgd20"], 1), []).append(r)
+        for same in rows_at.values():
+            same.sort(key=lambda r: (r["val_clean"], r["trial"]))
+            text = "\n".join(f"{r['trial'].removeprefix(r['method'] + '-')}: {r['val_clean']:.1f} / "
+                             f"{r['val_pgd20']:.1f}" for r in same)
+            zoom.annotate(text, (same[0]["val_clean"], same[0]["val_pgd20"]), textcoords="offset points",
+                          xytext=(4, -6), va="top", fontsize=6.5, color=_style(same[0]["method"])[0])
+    else:
+        zoom.set_axis_off()
+    hidden = [r["trial"] for r in rows if r["val_clean"] < PLOT_MIN_CLEAN]
+    foot = ("Filled: each method's winner. Lines: trials differing only in TRADES' β (per lr) or Generalist's γ_nat "
+            "end value. First 1,000 validation images; never the test split.")
+    if hidden:
+        foot += f" Not drawn (validation clean < {PLOT_MIN_CLEAN:g} %): {', '.join(hidden)}."
+    fig.text(0.01, 0.01, foot, fontsize=6.5, color="#444444", wrap=True)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
 def write_log(root: Path = RUN_ROOT, stem: Path = LOG_STEM) -> tuple[Path, Path]:
-    md, csv_text = render_log(root)
-    md_path, csv_path = Path(f"{stem}.md"), Path(f"{stem}.csv")
+    """``<stem>.md``, ``<stem>.csv`` and the trade-off plot ``<stem>.png`` (once a trial has finished)."""
+    md_path, csv_path, png_path = Path(f"{stem}.md"), Path(f"{stem}.csv"), Path(f"{stem}.png")
+    md, csv_text = render_log(root, png=png_path.name)
     md_path.parent.mkdir(parents=True, exist_ok=True)
+    rows = _rows(root)
+    if rows:
+        atomic_write_bytes(png_path, frontier_png(rows))
     atomic_write_text(md_path, md)
     atomic_write_text(csv_path, csv_text)
     return md_path, csv_path

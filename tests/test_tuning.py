@@ -38,6 +38,19 @@ def test_split_locked_blocks_the_test_split_only_while_active():
             pass
 
 
+def test_the_plotted_frontiers_are_trials_that_differ_in_one_knob():
+    by_id = {t.id: t for t in T.TRIALS}
+    for _, method, members in T.FRONTIERS:
+        trials = [by_id[t] for t, _ in members]  # KeyError: a frontier names a trial that does not exist
+        assert {t.method for t in trials} == {method} and len(trials) >= 2
+    winners = {"standard": by_id["standard-lr0.05"], "pgd_at": by_id["pgd_at-lr0.05"]}
+    gammas = [by_id[t].overrides(winners) for t, _ in T.FRONTIERS[-1][2]]
+    differ = {k for k in gammas[0] if len({str(g[k]) for g in gammas}) > 1}
+    assert differ == {"train.learners.0.mix_schedule", "train.learners.1.mix_schedule"}  # γ_nat's end value only
+    betas = [by_id[t].overrides({}) for t, _ in T.FRONTIERS[0][2]]
+    assert {k for k in betas[0] if betas[0][k] != betas[1][k]} == {"train.learners.0.trades_beta"}
+
+
 def test_every_method_has_the_same_number_of_trials_and_unique_ids():
     ids = [t.id for t in T.TRIALS]
     assert len(ids) == len(set(ids))
@@ -92,6 +105,9 @@ def test_tune_runs_a_trial_with_the_test_split_locked_and_logs_validation_only(t
     md, csv_text = (tmp_path / "docs" / "tuning_log.md").read_text(), (tmp_path / "docs" / "tuning_log.csv").read_text()
     assert "Validation split only" in md and "| standard | standard-lr0.05 |" in md and "Not finished yet (23)" in md
     assert csv_text.splitlines()[0].split(",") == list(T.CSV_FIELDS) and len(csv_text.splitlines()) == 2
+    png = tmp_path / "docs" / "tuning_log.png"  # the trade-off plot, shown by the log
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "![validation clean vs PGD-20" in md
+    assert "(tuning_log.png)" in md
     o = T.outcome(T.TRIALS[2], root)
     assert o["epochs"] == 2 and o["n_val"] == 50 and 0 <= o["val_clean"] <= 100
 
