@@ -106,6 +106,27 @@ def test_runner_gradients_are_the_chunks_eager_gradients(robust_small_cnn):
     assert runner.report["verified_calls"] == 0  # gradient passes never take the prepacked path
 
 
+def test_gradient_passes_have_their_own_chunk_size(robust_small_cnn):
+    model = robust_small_cnn.eval().requires_grad_(False)
+    runner = ModelRunner(model, chunk_rows=100, grad_chunk_rows=40, prepack=False)
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append((args[0].shape[0], torch.is_grad_enabled())))
+    x, y = torch.rand(120, 1, 28, 28), torch.randint(0, 10, (120,))
+    xg = x.clone().requires_grad_(True)
+    g = torch.autograd.grad(nn.functional.cross_entropy(runner(xg), y, reduction="sum"), xg)[0]
+    assert seen == [(40, True)] * 3  # 120 rows with an input gradient: chunks of 40
+    parts = [p.clone().requires_grad_(True) for p in torch.tensor_split(x, 3)]
+    ref = torch.cat([torch.autograd.grad(nn.functional.cross_entropy(model(p), q, reduction="sum"), p)[0]
+                     for p, q in zip(parts, torch.tensor_split(y, 3), strict=True)])
+    assert torch.equal(g, ref)
+    seen.clear()
+    with torch.no_grad():
+        runner(x)
+    assert seen == [(60, False)] * 2  # the same rows without a gradient: chunks of at most 100
+    assert runner.report["chunk_rows"] == 100 and runner.report["grad_chunk_rows"] == 40
+    assert ModelRunner(model, chunk_rows=100, grad_chunk_rows=None).grad_chunk_rows == 100  # None: one size
+
+
 def test_runner_keeps_eager_logits_when_prepacked_ones_differ(robust_small_cnn):
     model = robust_small_cnn.eval().requires_grad_(False)
     runner = ModelRunner(model)

@@ -26,6 +26,7 @@ from ..attacks.registry import build_attack
 from ..errors import ConfigError, GeneralistBenchError, UnknownNameError
 from ..threat import NORMS, normalize_norm  # noqa: F401  (normalize_norm: part of this module's API)
 from ..utils.env import git_commit, hardware, library_versions
+from . import fastpath
 from .checks import (
     autoattack_precheck,
     batch_invariance,
@@ -461,7 +462,9 @@ def model_call(model: nn.Module, engine: str, device: torch.device | str = "cpu"
     float32)."""
     if engine == "pyautoattack":
         return ModelCall(model)
-    return ModelRunner(model, search_model=SearchModel(model) if _searches(engine, device) else None)
+    # the chunk sizes are read here, not bound at import: a benchmark may set them (benchmarks/chunk_sizes.py)
+    return ModelRunner(model, chunk_rows=fastpath.DEFAULT_CHUNK_ROWS, grad_chunk_rows=fastpath.DEFAULT_GRAD_CHUNK_ROWS,
+                       search_model=SearchModel(model) if _searches(engine, device) else None)
 
 
 def _searches(engine: str, device: torch.device | str) -> bool:

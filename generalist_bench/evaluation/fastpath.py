@@ -53,6 +53,7 @@ VERIFY_EVERY = 256
 # (``near_boundary``); why 0.1: docs/PROTOCOL.md, "Engines".
 NEAR_BOUNDARY = 0.1
 DEFAULT_CHUNK_ROWS = 128
+DEFAULT_GRAD_CHUNK_ROWS = None  # passes with an input gradient: None = chunk_rows
 _BLOCK_LAYERS = (nn.Conv2d, nn.ReLU, nn.MaxPool2d)
 
 
@@ -203,15 +204,18 @@ class ModelRunner(ModelCall):
     go to the search model (CPU inputs only), except the rows of ``exact_rows`` (set by ``escalated``), which
     stay on the exact model."""
 
-    def __init__(self, model: nn.Module, *, chunk_rows: int | None = DEFAULT_CHUNK_ROWS, prepack: bool = True,
+    def __init__(self, model: nn.Module, *, chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
+                 grad_chunk_rows: int | None = DEFAULT_GRAD_CHUNK_ROWS, prepack: bool = True,
                  search_model: SearchModel | None = None):
         super().__init__(model)
         self.search_model = search_model
         self.chunk_rows = chunk_rows
+        self.grad_chunk_rows = chunk_rows if grad_chunk_rows is None else grad_chunk_rows
         self.fast, self.reason = prepacked_copy(model) if prepack else (None, "disabled")
         self.calls = 0
         self.sizes: dict[tuple[int, ...], bool] = {}  # input shape -> prepacked logits equal the eager ones
-        self.report: dict[str, Any] = {"chunk_rows": chunk_rows, "prepacked": self.reason, "verified_calls": 0,
+        self.report: dict[str, Any] = {"chunk_rows": chunk_rows, "grad_chunk_rows": self.grad_chunk_rows,
+                                       "prepacked": self.reason, "verified_calls": 0,
                                        "mismatches": 0, "used": False, "eager_batch_sizes": []}
         self.exact_rows: torch.Tensor | None = None  # rows of the next calls kept on the exact model (escalated)
         if search_model is not None:
@@ -224,9 +228,10 @@ class ModelRunner(ModelCall):
 
     def _chunks(self, x: torch.Tensor) -> list[torch.Tensor]:
         n = x.shape[0]
-        if not self.chunk_rows or n <= self.chunk_rows or x.device.type != "cpu":  # accelerators: whole batches
+        rows = self.grad_chunk_rows if torch.is_grad_enabled() and x.requires_grad else self.chunk_rows
+        if not rows or n <= rows or x.device.type != "cpu":  # accelerators: whole batches
             return [x]
-        return list(torch.tensor_split(x, -(-n // self.chunk_rows)))
+        return list(torch.tensor_split(x, -(-n // rows)))
 
     def _run(self, fn, x: torch.Tensor) -> torch.Tensor:
         outs = [fn(p) for p in self._chunks(x)]
