@@ -155,3 +155,11 @@ def trainer_style(trainer: str) -> Style | None:
         if trainer in (name, e.title):
             return e.style
     return None
+
+
+UNSTYLED = Style("#9467bd", "^")  # how every plot draws a trainer registered without a plot style
+
+
+def plot_style(trainer: str) -> Style:
+    """``trainer_style``, or ``UNSTYLED`` for a trainer without one: what the leaderboard and tuning plots draw."""
+    return trainer_style(trainer) or UNSTYLED

@@ -278,10 +278,12 @@ PLOT_MIN_CLEAN = 50.0  # trials below this validation clean accuracy (diverged) 
 
 def frontier_png(rows: Sequence[Mapping[str, Any]]) -> bytes:
     """Validation clean vs PGD-20 accuracy of every finished trial, each method's frontiers drawn as lines."""
+    from dataclasses import astuple
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .leaderboard.render import _style
+    from .registry import plot_style
     from .registry import title as display_title
 
     by_id = {r["trial"]: r for r in rows}
@@ -296,7 +298,7 @@ def frontier_png(rows: Sequence[Mapping[str, Any]]) -> bytes:
             pts = [r for r in pts_of if r["method"] == m]
             if not pts:
                 continue
-            colour, marker = _style(m)
+            colour, marker = astuple(plot_style(m))
             ax.scatter([r["val_clean"] for r in pts], [r["val_pgd20"] for r in pts], marker=marker, s=45,
                        facecolors="none", edgecolors=colour, linewidths=1.3, label=display_title("trainer", m),
                        zorder=3)
@@ -308,7 +310,7 @@ def frontier_png(rows: Sequence[Mapping[str, Any]]) -> bytes:
             pts = [(by_id[t], label) for t, label in members if t in ids]
             if len(pts) < 2:
                 continue
-            colour, _ = _style(method)
+            colour = plot_style(method).colour
             ax.plot([r["val_clean"] for r, _ in pts], [r["val_pgd20"] for r, _ in pts], color=colour, lw=1,
                     alpha=0.7, zorder=2)
             if labels:
@@ -340,7 +342,7 @@ def frontier_png(rows: Sequence[Mapping[str, Any]]) -> bytes:
             text = "\n".join(f"{r['trial'].removeprefix(r['method'] + '-')}: {r['val_clean']:.1f} / "
                              f"{r['val_pgd20']:.1f}" for r in same)
             zoom.annotate(text, (same[0]["val_clean"], same[0]["val_pgd20"]), textcoords="offset points",
-                          xytext=(4, -6), va="top", fontsize=6.5, color=_style(same[0]["method"])[0])
+                          xytext=(4, -6), va="top", fontsize=6.5, color=plot_style(same[0]["method"]).colour)
     else:
         zoom.set_axis_off()
     hidden = [r["trial"] for r in rows if r["val_clean"] < PLOT_MIN_CLEAN]

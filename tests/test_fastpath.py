@@ -369,11 +369,9 @@ def test_escalated_rows_run_on_the_exact_model_and_the_others_keep_searching(mlp
 def test_square_runs_on_the_exact_model_under_the_fast_engine(mlp, monkeypatch):
     """Square's accept/reject steps compare losses that bfloat16 cannot resolve, so it never searches: even with a
     lying search model its flags equal the compact engine's."""
-    from generalist_bench.evaluation import api
-
     kw = dict(eps=0.1, attacks=[("square", {"n_queries": 200})], n_examples=24, batch_size=24, progress=False)
     ref = evaluate(mlp, **kw)
-    monkeypatch.setattr(api, "SearchModel", _Liar)
+    monkeypatch.setattr(fastpath, "SearchModel", _Liar)
     fast = evaluate(mlp, engine="fast", **kw)
     assert torch.equal(fast.flags("robust"), ref.flags("robust"))
     assert 0 < int(ref.flags("robust").sum()) < int(ref.flags("clean").sum())  # Square fooled some points, not all
@@ -398,13 +396,11 @@ def test_a_lying_search_reaches_no_verdict_of_the_evaluation(mlp, monkeypatch):
     """The clean pass, which points each attack gets, and the final check of every adversarial example are the exact
     model's: with a search model that calls everything misclassified, clean flags equal the compact engine's and
     points stay robust (a leak would report 0% robust accuracy)."""
-    from generalist_bench.evaluation import api
-
     kw = dict(eps=0.03, attacks=[("apgd-ce", {"n_iter": 10}), ("apgd-t", {"n_iter": 10, "n_target_classes": 2}),
                                  ("fab-t", {"n_iter": 10, "n_target_classes": 2})],
               n_examples=32, batch_size=32, progress=False)
     ref = evaluate(mlp, **kw)
-    monkeypatch.setattr(api, "SearchModel", _Liar)
+    monkeypatch.setattr(fastpath, "SearchModel", _Liar)
     fast = evaluate(mlp, engine="fast", **kw)
     assert torch.equal(fast.flags("clean"), ref.flags("clean"))
     assert ref.robust_acc >= 20.0 and fast.robust_acc > 0.0

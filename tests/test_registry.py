@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 
 from generalist_bench.errors import UnknownNameError
-from generalist_bench.registry import Registry, Style, title, trainer_style
+from generalist_bench.registry import UNSTYLED, Registry, Style, plot_style, title, trainer_style
 
 
 def test_every_kind_is_held_by_the_one_registry_type():
@@ -32,6 +32,7 @@ def test_titles_and_styles_come_from_the_registrations():
     assert title("trainer", "an_old_name") == "an_old_name"  # unknown names display as themselves
     assert trainer_style("generalist") == trainer_style("Generalist") == Style("#d62728", "*")  # by name or title
     assert trainer_style("nobody") is None
+    assert plot_style("Generalist") == Style("#d62728", "*") and plot_style("nobody") == UNSTYLED  # plots' fallback
 
 
 def test_registry_semantics():

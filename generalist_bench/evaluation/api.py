@@ -35,7 +35,6 @@ from .checks import (
     square_check,
     validate_outputs,
 )
-from .fastpath import ModelRunner, SearchModel, bf16_native
 from .loop import AttackLoop, EvalState, prepared
 from .result import (
     AA_COMPONENTS,
@@ -323,7 +322,7 @@ def _protocol(spec: EvalSpec, model: nn.Module, attacks, info, data, norm: str, 
         "seed": spec.seed, "batch_size": spec.batch_size, "device": str(device), "dtype": "float32",
         "model_class": type(model).__name__, "model_sha256": model_fingerprint(model),
         "engine": engine, "exact": engine != "fast",
-        "search_dtype": ("bfloat16" if bf16_native() else "float32") if _searches(engine, device) else None,
+        "search_dtype": ("bfloat16" if fastpath.bf16_native() else "float32") if _searches(engine, device) else None,
         "protocol_doc": PROTOCOL_DOC,  # robust, per-attack accuracy, per-sample seeding, engines: defined there
     }
 
@@ -359,7 +358,7 @@ def run_plan(model: nn.Module, plan: EvalPlan, state: EvalState, *, progress: bo
                 # pyautoattack's Square success-rate check on the cumulative accuracies
                 square_check(_cumulative(state, atk.atoms if atk.mode == "cumulative" else AA_COMPONENTS))
     finally:
-        if isinstance(call, ModelRunner):
+        if isinstance(call, fastpath.ModelRunner):
             _add_runner_report(state, call.report)
         if captured is not None:
             for msg, c in captured.messages.items():
@@ -463,8 +462,9 @@ def model_call(model: nn.Module, engine: str, device: torch.device | str = "cpu"
     if engine == "pyautoattack":
         return ModelCall(model)
     # the chunk sizes are read here, not bound at import: a benchmark may set them (benchmarks/chunk_sizes.py)
-    return ModelRunner(model, chunk_rows=fastpath.DEFAULT_CHUNK_ROWS, grad_chunk_rows=fastpath.DEFAULT_GRAD_CHUNK_ROWS,
-                       search_model=SearchModel(model) if _searches(engine, device) else None)
+    return fastpath.ModelRunner(model, chunk_rows=fastpath.DEFAULT_CHUNK_ROWS,
+                                grad_chunk_rows=fastpath.DEFAULT_GRAD_CHUNK_ROWS,
+                                search_model=fastpath.SearchModel(model) if _searches(engine, device) else None)
 
 
 def _searches(engine: str, device: torch.device | str) -> bool:

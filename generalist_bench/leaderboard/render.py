@@ -16,13 +16,14 @@ import io
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import astuple
 from pathlib import Path
 
 import jinja2
 from markupsafe import Markup
 
+from ..registry import plot_style
 from ..registry import title as display_title
-from ..registry import trainer_style
 from ..utils.io import atomic_write_bytes, atomic_write_text, file_lock
 from . import seeds
 from .rows import (
@@ -168,14 +169,6 @@ def to_csv(rows: Sequence[Row]) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- PNG
-UNSTYLED = ("#9467bd", "^")  # a trainer registered without a plot style
-
-
-def _style(trainer: str) -> tuple[str, str]:
-    st = trainer_style(trainer)
-    return (st.colour, st.marker) if st is not None else UNSTYLED
-
-
 def _place_labels(fig, ax, points: list[tuple[float, float, str]]) -> None:
     """Annotate points, moving each label to the first of a few offsets where it overlaps no earlier label."""
     renderer = fig.canvas.get_renderer()
@@ -206,7 +199,7 @@ def to_png(key: tuple[str, str, str], rows: Sequence[Row], stats: Sequence = ())
     labels = []
     for rank, r in plotted:
         lit = r.source == LITERATURE
-        colour, marker = _style(r.trainer)
+        colour, marker = astuple(plot_style(r.trainer))
         if lit:
             colour, marker = "#555555", "o"
         (clo, chi), (alo, ahi) = r.clean.ci, r.autoattack.ci
@@ -224,7 +217,7 @@ def to_png(key: tuple[str, str, str], rows: Sequence[Row], stats: Sequence = ())
         if len(m.seeds) < 2:
             continue
         title = display_title("trainer", m.trainer)
-        colour, _ = _style(m.trainer)
+        colour = plot_style(m.trainer).colour
         (cm, cs), (rm, rs) = m.clean_mean_std, m.robust_mean_std
         ax.errorbar(cm, rm, xerr=cs, yerr=rs, fmt="P", ms=11, color=colour, mec="black", capsize=4, lw=1.6,
                     label=f"{title}: mean ± std over {len(m.seeds)} seeds", zorder=4)
