@@ -107,19 +107,30 @@ def test_workers_give_the_unsharded_result(mlp, tmp_path):
     assert torch.equal(again.flags("robust"), one.flags("robust"))
 
 
-def test_compact_square_returns_upstreams_images_bit_for_bit(mlp, fmnist_test):
-    """Linf Square, compact (rows kept gathered between queries, no-op proposals skipped) against upstream's loop
-    with the same seeded draws: the same adversarial images, bit for bit, for fooled and surviving points."""
+@pytest.mark.parametrize("n,eps,n_queries", [(40, 0.05, 300), (6, 0.16, 2500)])
+def test_compact_square_returns_upstreams_images_bit_for_bit(mlp, fmnist_test, n, eps, n_queries):
+    """Linf Square, compact (only the window computed, no-op proposals skipped) against upstream's loop with the
+    same seeded draws: the same adversarial images, bit for bit, for fooled and surviving points. The second case
+    runs deep into the schedule (windows of a few pixels, where proposals repeat the current image); in both the
+    eps-box leaves [0, 1] on every background pixel, so the clamp matters."""
     from generalist_bench.evaluation.autoattack.square import Square
     from generalist_bench.evaluation.loop import prepared
 
-    x, y = fmnist_test.x[:40], fmnist_test.y[:40]
-    out = {}
+    x, y = fmnist_test.x[:n], fmnist_test.y[:n]
+    out, skipped = {}, {}
     with prepared(mlp):
         for impl in ("compact", "pyautoattack"):
-            out[impl] = Square(norm="Linf", eps=0.05, n_queries=300, impl=impl)(mlp, x, y, seed=3)
+            sq = Square(norm="Linf", eps=eps, n_queries=n_queries, impl=impl)
+            atk = sq.prepare(mlp, x, None, 3)
+            with torch.no_grad():
+                out[impl] = atk.perturb(x, y).detach()
+            skipped[impl] = getattr(atk, "skipped_queries", 0)
         with torch.no_grad():
             fooled = mlp(out["compact"]).argmax(1) != y
             clean = mlp(x).argmax(1) == y
     assert torch.equal(out["compact"], out["pyautoattack"])
     assert 0 < int((fooled & clean).sum()) < int(clean.sum())  # fooled and surviving points both present
+    assert skipped["pyautoattack"] == 0 and skipped["compact"] > 0  # the skip path ran, and matched upstream
+    assert torch.equal(out["compact"], Square(norm="Linf", eps=eps, n_queries=n_queries)(mlp, x, y, seed=3))
+
+

@@ -9,8 +9,9 @@ Official AutoAttack spends most of its time on work that cannot change a point's
   per point too, so the 9 runs of a point can go in one batch (one loop of 100 iterations instead of 9);
 - FAB keeps shrinking a perturbation once it is inside the eps-ball (it is a minimum-norm attack), while
   AutoAttack only asks whether such a perturbation exists;
-- Linf Square runs the model on proposals identical to the current best image (the window already sits at
-  the drawn vertex), whose outcome is known: no change.
+- Linf Square builds, projects and blends whole images where only one window can change, and runs the model on
+  proposals identical to the current best image (the window already sits at the drawn vertex), whose outcome is
+  known: no change.
 
 The loops below follow pyautoattack's (Croce & Hein, MIT licence) step by step, so that the arithmetic is the
 same; they call its helpers (losses, normalisation, oscillation check, projections) wherever they can.
@@ -415,14 +416,19 @@ def _take_first_hits(adv: torch.Tensor, todo: torch.Tensor, fooled: torch.Tensor
 
 # ------------------------------------------------------------------------------------------ Square
 def square_linf_run(atk, x: torch.Tensor, y: torch.Tensor):
-    """pyautoattack ``SquareAttack.attack_single_run`` for Linf, without the queries that cannot change anything.
+    """pyautoattack ``SquareAttack.attack_single_run`` for Linf, computing only what a query can change.
 
-    A Linf Square query sets a window of a point's current best image to one vertex of the eps-box. When the
-    window is already at that vertex (frequent late in the schedule, when windows are a pixel or two), the
-    proposed image equals the current best: upstream still runs the model on it, finds the same loss (not
-    strictly lower) and a positive margin, and changes nothing but the query count. Here such rows skip the
-    forward pass and take exactly that outcome; every other operation, the shared random draws included, is
-    upstream's. ``atk`` is a ``SeededSquare`` (its per-point stripe draws) prepared by ``perturb``.
+    A Linf Square query moves one s×s window of a point's current best image to a vertex of the eps-box and
+    keeps the proposal if its margin loss is lower. Upstream builds the whole proposed image
+    (``x_best + deltas``, projected onto the box and [0, 1]) and blends whole images, losses and margins with
+    0/1 masks. Outside the window that arithmetic returns ``x_best`` unchanged (``x_best`` already lies in the box
+    and in [0, 1], and the deltas are 0), and a 0/1 blend of finite numbers returns one of them exactly. So
+    here only the window is computed and written back, with upstream's operations on it, and the rows whose
+    window does not change (it already sits at the drawn vertex: frequent late in the schedule, when windows are
+    a pixel or two) skip the forward pass: upstream would find the same loss (not strictly lower) and a positive
+    margin, and change nothing but the query count. The shared random draws are upstream's calls, in upstream's
+    order. ``tests/test_evaluation_compact.py`` checks the images bit for bit against upstream's loop. ``atk`` is a
+    ``SeededSquare`` (its per-point stripe draws) prepared by ``perturb``.
 
     Square runs on the exact model under every engine, ``fast`` included: its accept/reject decisions compare
     losses of nearly identical images, which bfloat16 logits cannot resolve (measured: 4 more points of 100
@@ -441,48 +447,33 @@ def square_linf_run(atk, x: torch.Tensor, y: torch.Tensor):
         atk.skipped_queries = 0
         if (margin_min < 0.0).all():
             return n_queries, x_best
+        lower, upper = x - atk.eps, x + atk.eps  # upstream's x_curr ∓ eps, for all rows once instead of per query
         for i_iter in range(atk.n_queries):
-            idx_to_fool = (margin_min > 0.0).nonzero().squeeze()
-            x_curr = atk.check_shape(x[idx_to_fool])
-            x_best_curr = atk.check_shape(x_best[idx_to_fool])
-            y_curr = y[idx_to_fool]
-            if len(y_curr.shape) == 0:
-                y_curr = y_curr.unsqueeze(0)
-            margin_min_curr = margin_min[idx_to_fool]
-            loss_min_curr = loss_min[idx_to_fool]
-
+            act = (margin_min > 0.0).nonzero().flatten()
             p = atk.p_selection(i_iter)
             s = max(int(round(math.sqrt(p * n_features / c))), 1)
             s = min(s, min(h, w))
-            vh = atk.random_int(0, h - s)
-            vw = atk.random_int(0, w - s)
-            new_deltas = torch.zeros([c, h, w]).to(atk.device)
-            new_deltas[:, vh:vh + s, vw:vw + s] = 2.0 * atk.eps * atk.random_choice([c, 1, 1])
-
-            x_new = x_best_curr + new_deltas
-            x_new = torch.min(torch.max(x_new, x_curr - atk.eps), x_curr + atk.eps)
-            x_new = torch.clamp(x_new, 0.0, 1.0)
-            x_new = atk.check_shape(x_new)
-
-            changed = (x_new != x_best_curr).flatten(1).any(1)
-            if bool(changed.all()):
-                margin, loss = margin_and_loss(atk, x_new, y_curr)
-            else:  # unchanged rows: upstream's forward would return their current margin and loss
-                margin, loss = margin_min_curr.clone(), loss_min_curr.clone()
-                if bool(changed.any()):
-                    margin[changed], loss[changed] = margin_and_loss(atk, x_new[changed], y_curr[changed])
-                atk.skipped_queries += int((~changed).sum())
-
-            idx_improved = (loss < loss_min_curr).float()
-            loss_min[idx_to_fool] = idx_improved * loss + (1.0 - idx_improved) * loss_min_curr
-            idx_miscl = (margin <= 0.0).float()
-            idx_improved = torch.max(idx_improved, idx_miscl)
-            margin_min[idx_to_fool] = idx_improved * margin + (1.0 - idx_improved) * margin_min_curr
-            idx_improved = idx_improved.reshape([-1, *[1] * len(x.shape[:-1])])
-            x_best[idx_to_fool] = idx_improved * x_new + (1.0 - idx_improved) * x_best_curr
-            n_queries[idx_to_fool] += 1.0
-
-            ind_succ = (margin_min <= 0.0).nonzero().squeeze()
-            if ind_succ.numel() == n_ex_total:
+            vh = int(atk.random_int(0, h - s))
+            vw = int(atk.random_int(0, w - s))
+            delta = 2.0 * atk.eps * atk.random_choice([c, 1, 1])  # upstream's window value in new_deltas
+            win = (slice(None), slice(vh, vh + s), slice(vw, vw + s))
+            best_win = x_best[(act, *win)]
+            new_win = torch.clamp(torch.min(torch.max(best_win + delta, lower[(act, *win)]), upper[(act, *win)]),
+                                  0.0, 1.0)
+            changed = (new_win != best_win).flatten(1).any(1)
+            atk.skipped_queries += int((~changed).sum())
+            n_queries[act] += 1.0
+            rows = act[changed]
+            if len(rows):
+                new_win = new_win[changed]
+                x_new = x_best[rows]
+                x_new[(slice(None), *win)] = new_win
+                margin, loss = margin_and_loss(atk, x_new, y[rows])
+                improved = loss < loss_min[rows]
+                loss_min[rows] = torch.where(improved, loss, loss_min[rows])
+                improved |= margin <= 0.0
+                margin_min[rows] = torch.where(improved, margin, margin_min[rows])
+                x_best[(rows[improved], *win)] = new_win[improved]
+            if int((margin_min <= 0.0).sum()) == n_ex_total:
                 break
     return n_queries, x_best
