@@ -213,7 +213,9 @@ def test_shards_merge_to_the_unsharded_result(mlp, aa_result):
         merge_results([parts[0], other, parts[2]])
 
 
-def test_resume_after_interruption(mlp, tmp_path):
+def test_resume_after_interruption(mlp, tmp_path, monkeypatch):
+    from generalist_bench.evaluation import api
+
     state = tmp_path / "run.state.json"
     kw = dict(eps=0.05, n_examples=N, batch_size=4, attack_params=WEAK, progress=False)
     batches_full = []
@@ -238,10 +240,16 @@ def test_resume_after_interruption(mlp, tmp_path):
     assert resumed.samples == full.samples and resumed.per_attack == full.per_attack
     assert len(resumed_batches) == len(batches_full) - 3  # finished batches were not redone
     assert resumed.protocol["sessions"] == 2
-    # the same arguments once more: nothing left to do
+    # the same arguments once more, from other code: nothing left to do, and the result is still the recorded
+    # sessions' (their commit, count and time), the state file untouched
+    saved = state.read_bytes()
     again = []
-    assert evaluate(mlp, state_path=state, callback=again.append, **kw).samples == full.samples
-    assert again == []
+    monkeypatch.setattr(api, "git_commit", lambda: "a-later-commit")
+    reloaded = evaluate(mlp, state_path=state, callback=again.append, **kw)
+    assert again == [] and reloaded.samples == full.samples
+    assert reloaded.protocol["sessions"] == 2 and reloaded.protocol["git_commit"] == resumed.protocol["git_commit"]
+    assert resumed.protocol["git_commit"] != "a-later-commit" and reloaded.wall_time_s == resumed.wall_time_s
+    assert state.read_bytes() == saved
     # different arguments → a clear error naming the difference
     with pytest.raises(ConfigError, match="eps"):
         evaluate(mlp, state_path=state, **{**kw, "eps": 0.06})

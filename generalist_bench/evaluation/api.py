@@ -10,6 +10,7 @@ sharding (up to floating-point kernel effects; see ``sanity.batch_invariance``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import math
 import time
@@ -260,15 +261,24 @@ def evaluate(model: nn.Module, dataset: str | EvalSpec = "fashion_mnist", threat
     t_start = time.perf_counter()
     plan = plan_evaluation(model, spec)
     state = EvalState.load_or_new(state_path, plan.key, plan.split_indices, plan.attacks.atoms)
-    state.sessions += 1
+    before, sessions_before, extra_before = state.progress(), state.sessions, copy.deepcopy(state.extra)
+    state.sessions += 1  # saved with every batch, as is the provenance: a killed session still counts
+    state.extra["provenance"] = _provenance()
     try:
         run_plan(model, plan, state, progress=progress, callback=callback)
     finally:
-        state.elapsed_s += time.perf_counter() - t_start
+        if before[0] and state.progress() == before:  # a state reloaded with nothing left to attack: its
+            state.sessions, state.extra = sessions_before, extra_before  # result stays the recorded sessions'
+        else:
+            state.elapsed_s += time.perf_counter() - t_start
         state.save()
     result = report(plan, state)
     report_violations(result, spec.strict)
     return result
+
+
+def _provenance() -> dict[str, Any]:
+    return {"versions": library_versions(), "git_commit": git_commit(), "hardware": hardware()}
 
 
 def _spec_kwargs(spec: EvalSpec) -> dict[str, Any]:
@@ -398,8 +408,8 @@ def report(plan: EvalPlan, state: EvalState) -> EvalResult:
     stats = {"clean": dict(state.clean_stats)}
     stats.update({a: dict(s.stats) for a, s in state.atoms.items()})
     protocol = dict(plan.protocol)
-    protocol.update({"versions": library_versions(), "git_commit": git_commit(), "hardware": hardware(),
-                     "sessions": state.sessions})
+    # the code and machine of the last session that attacked something, not of a later reload
+    protocol.update({**(state.extra.get("provenance") or _provenance()), "sessions": state.sessions})
     atoms = {a: (s.done, s.robust) for a, s in state.atoms.items()}
     return compute_result(protocol, plan.split_indices, state.clean, atoms, stats, sanity_extra, state.elapsed_s)
 

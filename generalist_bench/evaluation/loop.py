@@ -71,6 +71,10 @@ class EvalState:
         self.elapsed_s = 0.0
         self.sessions = 0
 
+    def progress(self) -> tuple[bool, tuple[int, ...]]:
+        """What has been attacked so far: whether the clean pass ran, and each attack's count of points done."""
+        return self.clean is not None, tuple(int(s.done.sum()) for s in self.atoms.values())
+
     def to_dict(self) -> dict[str, Any]:
         return {"format": STATE_FORMAT, "key": self.key, "indices": encode_ranges(self.indices),
                 "clean": None if self.clean is None else encode_flags(None, self.clean),
