@@ -421,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="benchmarks/fair", help="output directory (fair.json, FAIR.md, outside model)")
     p.add_argument("--note", default="", help="conditions of this session, recorded (e.g. 'tuning paused')")
+    p.add_argument("--outside-dir", default=None, help="where the outside model is read (or trained and saved); "
+                                                       "default: --out (a second output directory can reuse "
+                                                       "benchmarks/fair's model instead of a copy)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -441,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     x, y = test.x[:args.n], test.y[:args.n]
     zoo_model = load_model(args.model, dataset="fashion_mnist")
     models = {args.model: (zoo_model, {"what": "zoo model", "card": card.model_id}),
-              "outside_madry_cnn": outside_model(out)}
+              "outside_madry_cnn": outside_model(Path(args.outside_dir) if args.outside_dir else out)}
     meta = {"command": "python -m generalist_bench.bench_fair " + " ".join(argv if argv is not None else sys.argv[1:]),
             "threads": torch.get_num_threads(), "device": args.device, "hardware": hardware(),
             "versions": library_versions(), "note": args.note, "n": args.n, "eps": eps,
