@@ -78,6 +78,7 @@ def test_sweep_best_batch_repeats_and_resume(tmp_path, tiny):
     costs = rec.data["models"]["m"]["costs"]
     assert t["bound_s"] == pytest.approx(bf.bound_seconds(1000, 400, costs)) and t["x_bound"] > 0
     assert summary["m"]["compact_flags_identical_to_upstream_loops"] == {2: True, 4: True}
+    assert summary["m"]["compact_flags_identical_to_pyautoattack"] == {}  # pyautoattack not run: nothing claimed
     saved = json.loads((tmp_path / "fair.json").read_text())
     assert len(saved["runs"]) == 8
     calls.clear()
