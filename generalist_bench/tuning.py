@@ -370,6 +370,95 @@ def write_log(root: Path = RUN_ROOT, stem: Path = LOG_STEM) -> tuple[Path, Path]
     return md_path, csv_path
 
 
+# ------------------------------------------------------------------------------------------------ budget
+# Has the shared budget's validation curve flattened? Read from the final runs (``runs/full/<preset>/seed<k>``),
+# each scored with its own selection criterion: what the last FLAT_WINDOW epochs added to the best score of the
+# epochs before them. Under FLAT_TOL points the curve counts as flat at the end of the budget.
+FULL_ROOT = Path("runs") / "full"
+BUDGET_STEM = LOG_STEM.with_name(LOG_STEM.name + "_budget")
+FLAT_WINDOW = 3
+FLAT_TOL = 1.0
+
+
+def budget_rows(root: Path = FULL_ROOT) -> tuple[list[dict[str, Any]], list[str]]:
+    """(one row per finished final run, the run directories whose training has not finished)."""
+    rows: list[dict[str, Any]] = []
+    pending: list[str] = []
+    for d in sorted(Path(root).glob("*/seed*")):
+        if not d.is_dir():
+            continue
+        try:
+            summary = TrainSummary.load(d / "summary.json")
+            history = read_jsonl(d / "history.jsonl")
+        except (OSError, ValueError, SummaryError):
+            pending.append(f"{d.parent.name}/{d.name}")
+            continue
+        if summary.epochs != len(history) or len(history) <= FLAT_WINDOW:
+            pending.append(f"{d.parent.name}/{d.name}")
+            continue
+        criterion = summary.selection.criterion
+        scores = [_score(h, criterion) for h in history]
+        before, best = max(scores[:-FLAT_WINDOW]), max(scores)
+        chosen = max(history, key=lambda h: (_score(h, criterion), -h["epoch"]))
+        rows.append({"preset": d.parent.name, "seed": summary.seed, "trainer": summary.trainer,
+                     "criterion": criterion, "epochs": len(history), "chosen_epoch": chosen["epoch"],
+                     "val_clean": chosen["val_clean"], "val_pgd20": chosen.get("val_robust", 0.0),
+                     "best_before": before, "best": best, "gain": best - before,
+                     "last_step": scores[-1] - scores[-2], "flat": best - before < FLAT_TOL,
+                     "curve": [(h["epoch"], round(h["val_clean"], 1), round(h.get("val_robust", 0.0), 1))
+                               for h in history]})
+    return rows, pending
+
+
+def render_budget(root: Path = FULL_ROOT) -> str:
+    """Markdown: per final run, its selection score before and within the last ``FLAT_WINDOW`` epochs."""
+    rows, pending = budget_rows(root)
+    w, tol = FLAT_WINDOW, FLAT_TOL
+    md = [
+        "# Budget check: have the final runs' validation curves flattened?",
+        "",
+        f"Written by `generalist-bench tune --budget-check` from the final runs under `{FULL_ROOT.as_posix()}/` "
+        "(the presets at the shared budget, one directory per seed). **Validation split only**: the numbers are the "
+        "ones each run's checkpoint selection computed on the first 1,000 validation images (clean and PGD-20).",
+        "",
+        f"Score = the run's own selection criterion (clean + PGD-20; clean alone for standard training). "
+        f"*Gain* = best score over all epochs − best score before the last {w} epochs: what the end of the budget "
+        f"still added. A run counts as **flat** when the gain is under {tol:g} point. The presets' learning rate "
+        "drops 10× at two thirds of training and decays to 1 % at the end, so part of any late gain is that decay; "
+        "a flat end says more epochs at this schedule would add little, a rising one says they might.",
+        "",
+        f"| preset | seed | epoch chosen / run | val clean | val PGD-20 | best score before the last {w} epochs | "
+        "best score | gain | last epoch's change | flat |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        md.append(f"| {r['preset']} | {r['seed']} | {r['chosen_epoch']} / {r['epochs']} | {r['val_clean']:.1f} | "
+                  f"{r['val_pgd20']:.1f} | {r['best_before']:.1f} | {r['best']:.1f} | {r['gain']:+.1f} | "
+                  f"{r['last_step']:+.1f} | {'yes' if r['flat'] else '**no**'} |")
+    if pending:
+        md += ["", f"Training not finished ({len(pending)}): " + ", ".join(f"`{p}`" for p in pending) + "."]
+    by_preset: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_preset.setdefault(r["preset"], []).append(r)
+    if by_preset:
+        md += ["", "Per preset:", ""]
+        for preset, rs in by_preset.items():
+            flat = sum(r["flat"] for r in rs)
+            gains = ", ".join(f"{r['gain']:+.1f}" for r in rs)
+            md.append(f"- `{preset}`: {flat} of {len(rs)} seed(s) flat (gains {gains}).")
+    md += ["", "Validation curves (epoch: clean / PGD-20):", ""]
+    for r in rows:
+        md.append(f"- `{r['preset']}` seed {r['seed']}: " + ", ".join(f"{e}: {c} / {p}" for e, c, p in r["curve"]))
+    return "\n".join(md).rstrip() + "\n"
+
+
+def write_budget(root: Path = FULL_ROOT, stem: Path = BUDGET_STEM) -> Path:
+    path = Path(f"{stem}.md")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, render_budget(root))
+    return path
+
+
 # ------------------------------------------------------------------------------------------------ run
 def run_trial(trial: Trial, root: Path = RUN_ROOT, *, progress: bool = True) -> dict[str, Any]:
     """Train ``trial`` (resuming its run directory) unless it has finished; returns its outcome."""
@@ -395,6 +484,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log", default=str(LOG_STEM), help=f"log path without suffix (default {LOG_STEM})")
     p.add_argument("--list", action="store_true", help="list the trials and their state, train nothing")
     p.add_argument("--log-only", action="store_true", help="rewrite the log from finished runs, train nothing")
+    p.add_argument("--budget-check", action="store_true",
+                   help="write the budget check (--budget-out) from the final runs under --full-root (has each "
+                        "validation curve flattened by the end of the shared budget?), train nothing")
+    p.add_argument("--full-root", default=str(FULL_ROOT), help=f"final run directories (default {FULL_ROOT})")
+    p.add_argument("--budget-out", default=str(BUDGET_STEM),
+                   help=f"budget check path without suffix (default {BUDGET_STEM})")
     p.add_argument("--threads", type=int, default=None, help="torch threads (train.num_threads)")
     p.add_argument("--no-progress", action="store_true")
 
@@ -407,6 +502,12 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"unknown trial {name!r}; `generalist-bench tune --list` lists them")
     selected = [t for t in TRIALS if (args.only is None or t.id in args.only)
                 and (args.methods is None or t.method in args.methods)]
+    if args.budget_check:
+        full = Path(args.full_root)
+        if not full.is_dir():
+            raise ConfigError(f"--full-root {full}: no such directory")
+        print(f"budget check: {write_budget(full, Path(args.budget_out))}")
+        return 0
     if args.list:
         for t in TRIALS:
             o = outcome(t, root)

@@ -168,3 +168,56 @@ def test_each_fmnist_preset_is_its_methods_committed_tuning_winner_at_the_final_
         for k in ("name", "description"):
             a.pop(k), b.pop(k)
         assert a == b, f"{trial.preset} is not the tuning winner {trial.id}"
+
+
+def _final_run(root, preset, seed, curve, criterion="clean+robust", epochs=None):
+    """A finished final run directory ``root/preset/seed<k>`` with validation ``curve`` [(clean, robust), …]."""
+    d = root / preset / f"seed{seed}"
+    d.mkdir(parents=True)
+    hist = [{"epoch": i + 1, "val_clean": c, "val_robust": r} for i, (c, r) in enumerate(curve)]
+    (d / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
+    (d / "summary.json").write_text(json.dumps({
+        "config_name": preset, "trainer": preset.split("-")[-1], "epochs": epochs or len(hist), "seed": seed,
+        "selection": {"split": "val", "criterion": criterion, "n_val": 10, "attack": "PGD-20",
+                      "chosen_epoch": 1, "chosen": hist[0]},
+        "last": hist[-1], "train_wall_time_s": 6.0, "img_per_s_mean": 1.0, "n_train": 10, "data_source": "fake",
+        "world_size": 1, "hardware": {}, "versions": {}, "commit": "abc"}))
+    return d
+
+
+def test_budget_check_flags_a_curve_still_rising_at_the_end_and_lists_unfinished_runs(tmp_path):
+    full = tmp_path / "full"
+    _final_run(full, "p-pgd_at", 0, [(70, 60), (75, 65), (76, 66), (77, 67), (78, 68), (79, 69)])    # +6 late
+    _final_run(full, "p-pgd_at", 1, [(70, 60), (75, 65), (80, 70), (80.2, 70), (80, 70.3), (80.1, 70)])  # +0.3
+    _final_run(full, "p-standard", 0, [(80, 5), (90, 0), (90, 0), (91.5, 0), (90, 0), (90, 0)], criterion="clean")
+    _final_run(full, "p-trades", 0, [(70, 60)] * 6, epochs=10)              # history shorter than the run: pending
+    (full / "p-generalist" / "seed0").mkdir(parents=True)                  # training in progress: no summary
+    rows, pending = T.budget_rows(full)
+    by = {(r["preset"], r["seed"]): r for r in rows}
+    assert set(by) == {("p-pgd_at", 0), ("p-pgd_at", 1), ("p-standard", 0)}
+    assert sorted(pending) == ["p-generalist/seed0", "p-trades/seed0"]
+    assert by["p-pgd_at", 0]["gain"] == pytest.approx(6.0) and not by["p-pgd_at", 0]["flat"]
+    assert by["p-pgd_at", 0]["chosen_epoch"] == 6
+    assert by["p-pgd_at", 1]["gain"] == pytest.approx(0.3) and by["p-pgd_at", 1]["flat"]
+    # standard training is scored on clean accuracy alone, as its selection rule: +1.5 in the last 3 epochs
+    assert by["p-standard", 0]["gain"] == pytest.approx(1.5) and not by["p-standard", 0]["flat"]
+    md = T.render_budget(full)
+    assert "`p-pgd_at`: 1 of 2 seed(s) flat (gains +6.0, +0.3)." in md
+    assert "`p-generalist/seed0`" in md and "`p-trades/seed0`" in md
+
+    out = tmp_path / "docs" / "budget"
+    assert cli_main(["tune", "--budget-check", "--full-root", str(full), "--budget-out", str(out)]) == 0
+    assert (tmp_path / "docs" / "budget.md").read_text() == md
+    assert cli_main(["tune", "--budget-check", "--full-root", str(tmp_path / "nope"),
+                     "--budget-out", str(out)]) == 2
+    assert (tmp_path / "docs" / "budget.md").read_text() == md  # the bad call left the existing file alone
+
+
+def test_committed_budget_check_is_the_committed_final_runs_rendering():
+    """docs/tuning/…_budget.md is regenerated whenever a final run is committed (`generalist-bench tune
+    --budget-check`); a stale one fails here."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    committed = (repo / f"{T.BUDGET_STEM}.md").read_text()
+    assert committed == T.render_budget(repo / T.FULL_ROOT)
