@@ -380,22 +380,22 @@ FLAT_WINDOW = 3
 FLAT_TOL = 1.0
 
 
-def budget_rows(root: Path = FULL_ROOT) -> tuple[list[dict[str, Any]], list[str]]:
-    """(one row per finished final run, the run directories whose training has not finished)."""
+def budget_rows(root: Path = FULL_ROOT) -> list[dict[str, Any]]:
+    """One row per final run whose training has finished (it has a ``summary.json``: written once, after the last
+    epoch). Runs still training are left out, so the report is the same in every clone that holds the same
+    finished runs; a finished run whose summary or history is damaged or does not cover its epochs is an error."""
     rows: list[dict[str, Any]] = []
-    pending: list[str] = []
     for d in sorted(Path(root).glob("*/seed*")):
-        if not d.is_dir():
+        if not (d / "summary.json").is_file():
             continue
         try:
             summary = TrainSummary.load(d / "summary.json")
             history = read_jsonl(d / "history.jsonl")
-        except (OSError, ValueError, SummaryError):
-            pending.append(f"{d.parent.name}/{d.name}")
-            continue
+        except (OSError, ValueError, SummaryError) as e:
+            raise ConfigError(f"{d}: a finished run whose summary or history cannot be read ({e})") from None
         if summary.epochs != len(history) or len(history) <= FLAT_WINDOW:
-            pending.append(f"{d.parent.name}/{d.name}")
-            continue
+            raise ConfigError(f"{d}: its summary says {summary.epochs} epochs, its history holds {len(history)} "
+                              f"(the budget check needs all of them, and more than {FLAT_WINDOW})")
         criterion = summary.selection.criterion
         scores = [_score(h, criterion) for h in history]
         before, best = max(scores[:-FLAT_WINDOW]), max(scores)
@@ -407,19 +407,20 @@ def budget_rows(root: Path = FULL_ROOT) -> tuple[list[dict[str, Any]], list[str]
                      "last_step": scores[-1] - scores[-2], "flat": best - before < FLAT_TOL,
                      "curve": [(h["epoch"], round(h["val_clean"], 1), round(h.get("val_robust", 0.0), 1))
                                for h in history]})
-    return rows, pending
+    return rows
 
 
 def render_budget(root: Path = FULL_ROOT) -> str:
     """Markdown: per final run, its selection score before and within the last ``FLAT_WINDOW`` epochs."""
-    rows, pending = budget_rows(root)
+    rows = budget_rows(root)
     w, tol = FLAT_WINDOW, FLAT_TOL
     md = [
         "# Budget check: have the final runs' validation curves flattened?",
         "",
         f"Written by `generalist-bench tune --budget-check` from the final runs under `{FULL_ROOT.as_posix()}/` "
         "(the presets at the shared budget, one directory per seed). **Validation split only**: the numbers are the "
-        "ones each run's checkpoint selection computed on the first 1,000 validation images (clean and PGD-20).",
+        "ones each run's checkpoint selection computed on the first 1,000 validation images (clean and PGD-20). "
+        "Runs still training are not listed.",
         "",
         f"Score = the run's own selection criterion (clean + PGD-20; clean alone for standard training). "
         f"*Gain* = best score over all epochs − best score before the last {w} epochs: what the end of the budget "
@@ -435,8 +436,6 @@ def render_budget(root: Path = FULL_ROOT) -> str:
         md.append(f"| {r['preset']} | {r['seed']} | {r['chosen_epoch']} / {r['epochs']} | {r['val_clean']:.1f} | "
                   f"{r['val_pgd20']:.1f} | {r['best_before']:.1f} | {r['best']:.1f} | {r['gain']:+.1f} | "
                   f"{r['last_step']:+.1f} | {'yes' if r['flat'] else '**no**'} |")
-    if pending:
-        md += ["", f"Training not finished ({len(pending)}): " + ", ".join(f"`{p}`" for p in pending) + "."]
     by_preset: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_preset.setdefault(r["preset"], []).append(r)

@@ -185,17 +185,17 @@ def _final_run(root, preset, seed, curve, criterion="clean+robust", epochs=None)
     return d
 
 
-def test_budget_check_flags_a_curve_still_rising_at_the_end_and_lists_unfinished_runs(tmp_path):
+def test_budget_check_flags_a_curve_still_rising_at_the_end_and_skips_runs_still_training(tmp_path):
     full = tmp_path / "full"
     _final_run(full, "p-pgd_at", 0, [(70, 60), (75, 65), (76, 66), (77, 67), (78, 68), (79, 69)])    # +6 late
     _final_run(full, "p-pgd_at", 1, [(70, 60), (75, 65), (80, 70), (80.2, 70), (80, 70.3), (80.1, 70)])  # +0.3
     _final_run(full, "p-standard", 0, [(80, 5), (90, 0), (90, 0), (91.5, 0), (90, 0), (90, 0)], criterion="clean")
-    _final_run(full, "p-trades", 0, [(70, 60)] * 6, epochs=10)              # history shorter than the run: pending
-    (full / "p-generalist" / "seed0").mkdir(parents=True)                  # training in progress: no summary
-    rows, pending = T.budget_rows(full)
+    training = full / "p-generalist" / "seed0"                              # in progress: history, no summary
+    training.mkdir(parents=True)
+    (training / "history.jsonl").write_text(json.dumps({"epoch": 1, "val_clean": 50, "val_robust": 40}) + "\n")
+    rows = T.budget_rows(full)
     by = {(r["preset"], r["seed"]): r for r in rows}
     assert set(by) == {("p-pgd_at", 0), ("p-pgd_at", 1), ("p-standard", 0)}
-    assert sorted(pending) == ["p-generalist/seed0", "p-trades/seed0"]
     assert by["p-pgd_at", 0]["gain"] == pytest.approx(6.0) and not by["p-pgd_at", 0]["flat"]
     assert by["p-pgd_at", 0]["chosen_epoch"] == 6
     assert by["p-pgd_at", 1]["gain"] == pytest.approx(0.3) and by["p-pgd_at", 1]["flat"]
@@ -203,7 +203,7 @@ def test_budget_check_flags_a_curve_still_rising_at_the_end_and_lists_unfinished
     assert by["p-standard", 0]["gain"] == pytest.approx(1.5) and not by["p-standard", 0]["flat"]
     md = T.render_budget(full)
     assert "`p-pgd_at`: 1 of 2 seed(s) flat (gains +6.0, +0.3)." in md
-    assert "`p-generalist/seed0`" in md and "`p-trades/seed0`" in md
+    assert "p-generalist" not in md
 
     out = tmp_path / "docs" / "budget"
     assert cli_main(["tune", "--budget-check", "--full-root", str(full), "--budget-out", str(out)]) == 0
@@ -211,6 +211,12 @@ def test_budget_check_flags_a_curve_still_rising_at_the_end_and_lists_unfinished
     assert cli_main(["tune", "--budget-check", "--full-root", str(tmp_path / "nope"),
                      "--budget-out", str(out)]) == 2
     assert (tmp_path / "docs" / "budget.md").read_text() == md  # the bad call left the existing file alone
+    # a finished run whose history does not cover its epochs: one clear error, the existing report untouched
+    _final_run(full, "p-trades", 0, [(70, 60)] * 6, epochs=10)
+    with pytest.raises(ConfigError, match="summary says 10 epochs, its history holds 6"):
+        T.budget_rows(full)
+    assert cli_main(["tune", "--budget-check", "--full-root", str(full), "--budget-out", str(out)]) == 2
+    assert (tmp_path / "docs" / "budget.md").read_text() == md
 
 
 def test_committed_budget_check_is_the_committed_final_runs_rendering():
