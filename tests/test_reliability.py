@@ -180,7 +180,13 @@ def test_ctrl_c_is_one_line_exit_130_and_resumable(small_ckpt, tmp_path):
     g.release(p, 2)
     g.wait(p, 3)  # interrupt mid-run, while it waits after its third saved batch
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=60)
+    try:
+        _, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
+        pytest.fail(f"still running 60 s after Ctrl-C; its stderr:\n{err[-3000:]}\ngates: "
+                    f"{sorted(f.name for f in (tmp_path / 'gate').iterdir())}")
     assert p.returncode == 130, err
     lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("[eval]")]
     assert len(lines) == 1 and "interrupted" in lines[0].lower() and "Traceback" not in err, err

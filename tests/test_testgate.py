@@ -47,3 +47,30 @@ def test_an_unreleased_gate_ends_the_process_after_its_timeout(monkeypatch, tmp_
     monkeypatch.setattr(testgate, "_interrupted", [])
     with pytest.raises(SystemExit, match="not released in time"):
         testgate.gate("q")
+
+
+def test_an_interrupt_right_after_the_arrival_marker_still_disarms_later_gates(monkeypatch, tmp_path):
+    """A test interrupts as soon as it sees ``<point>.<n>.arrived``; on a busy machine the signal can land before
+    the wait loop starts. The cleanup code that saves state on the way out reaches the gate again: it must return
+    at once, not wait for a go file nobody will write (a CI run hung here for 60 s)."""
+    import pytest
+
+    monkeypatch.setenv(testgate.ENV, str(tmp_path))
+    monkeypatch.setenv(testgate.ENV + "_TIMEOUT", "2")
+    monkeypatch.setattr(testgate, "_reached", {})
+    monkeypatch.setattr(testgate, "_interrupted", [])
+    real_touch = testgate.Path.touch
+
+    def touch_then_signal(self, *a, **kw):
+        real_touch(self, *a, **kw)
+        if self.name.endswith(".arrived"):
+            raise KeyboardInterrupt  # what Ctrl-C delivered just after the marker was written looks like
+
+    monkeypatch.setattr(testgate.Path, "touch", touch_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        testgate.gate("r")
+    assert (tmp_path / "r.1.arrived").exists()
+    monkeypatch.setattr(testgate.Path, "touch", real_touch)
+    t0 = time.monotonic()
+    testgate.gate("r")  # the cleanup's gate: disarmed (before the fix: waited, then SystemExit after 2 s)
+    assert time.monotonic() - t0 < 1.0 and not (tmp_path / "r.2.arrived").exists()

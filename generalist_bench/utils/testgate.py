@@ -27,10 +27,10 @@ def gate(point: str) -> None:
     if not root or _interrupted:
         return
     n = _reached[point] = _reached.get(point, 0) + 1
-    Path(root, f"{point}.{n}.arrived").touch()
     go = Path(root, f"{point}.{n}.go")
     deadline = time.monotonic() + float(os.environ.get(ENV + "_TIMEOUT", "600"))
-    try:
+    try:  # from the arrival marker on: a test may interrupt as soon as it sees it, even before the wait begins
+        Path(root, f"{point}.{n}.arrived").touch()
         while not go.exists():
             if time.monotonic() > deadline:  # the test that drove this process is gone: do not hang forever
                 raise SystemExit(f"test gate {point} #{n} was not released in time")
