@@ -15,6 +15,10 @@ Generalist's trials depend on two earlier winners: its adversarial learner takes
 and its natural learner the standard-training winner's (its own optimiser and schedule, no ``lr_from``); the
 trials then vary what only Generalist has: the natural learner's final mixing weight γ, the warm-up t′ and the
 redistribution period c (as fractions of training, so that they scale to the final budget).
+
+``--budget-check`` reports whether the final runs' validation curves flattened by the end of the shared budget;
+``--budget-probe`` trains each final preset again at each of ``PROBE_SCALES`` × its epochs (seed ``PROBE_SEED``, test
+split locked) and adds to that report how much each longer budget gains over the next shorter one.
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .config import config_from_dict
 from .data.splits import split_locked
 from .errors import ConfigError
-from .presets import resolve_config
+from .presets import get_preset, resolve_config
 from .trainers.summary import SummaryError, TrainSummary
 from .utils.io import atomic_write_bytes, atomic_write_text, read_jsonl
 
@@ -378,6 +385,10 @@ FULL_ROOT = Path("runs") / "full"
 BUDGET_STEM = LOG_STEM.with_name(LOG_STEM.name + "_budget")
 FLAT_WINDOW = 3
 FLAT_TOL = 1.0
+PROBE_ROOT = Path("runs") / "budget_probe"
+PROBE_SCALES = (1.5, 2.0)  # the ladder of longer budgets, in × the shared budget
+PROBE_SEED = 0
+PROBE_ORDER = ("pgd_at", "trades", "standard", "generalist")  # most in doubt first (see the budget check)
 
 
 def budget_rows(root: Path = FULL_ROOT) -> list[dict[str, Any]]:
@@ -410,8 +421,9 @@ def budget_rows(root: Path = FULL_ROOT) -> list[dict[str, Any]]:
     return rows
 
 
-def render_budget(root: Path = FULL_ROOT) -> str:
-    """Markdown: per final run, its selection score before and within the last ``FLAT_WINDOW`` epochs."""
+def render_budget(root: Path = FULL_ROOT, probe_root: Path | None = None) -> str:
+    """Markdown: per final run, its selection score before and within the last ``FLAT_WINDOW`` epochs; then each
+    budget probe under ``probe_root`` (default PROBE_ROOT) against the final run of its seed."""
     rows = budget_rows(root)
     w, tol = FLAT_WINDOW, FLAT_TOL
     md = [
@@ -448,14 +460,186 @@ def render_budget(root: Path = FULL_ROOT) -> str:
     md += ["", "Validation curves (epoch: clean / PGD-20):", ""]
     for r in rows:
         md.append(f"- `{r['preset']}` seed {r['seed']}: " + ", ".join(f"{e}: {c} / {p}" for e, c, p in r["curve"]))
+    md += render_probe(root, PROBE_ROOT if probe_root is None else probe_root)
     return "\n".join(md).rstrip() + "\n"
 
 
-def write_budget(root: Path = FULL_ROOT, stem: Path = BUDGET_STEM) -> Path:
+def write_budget(root: Path = FULL_ROOT, stem: Path = BUDGET_STEM, probe_root: Path = PROBE_ROOT) -> Path:
     path = Path(f"{stem}.md")
+    text = render_budget(root, probe_root)  # render first: an error leaves the existing file alone
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, render_budget(root))
+    atomic_write_text(path, text)
     return path
+
+
+# ------------------------------------------------------------------------------------------ budget probe
+# A curve still rising at the end of a decaying schedule may be the decay, not a short budget. The direct test: a
+# ladder of longer budgets. Each final preset is trained again at PROBE_SCALES × its epochs (seed PROBE_SEED, its
+# schedule stretched with it: the lr multiplier and γ are functions of the fraction of training; Generalist's t′
+# and c, absolute epochs in the preset, scale as the tuning's fractions 0.5·E and 0.1·E did), and each budget's
+# best validation score compared with the next shorter one's (the shortest being the final run of the same seed).
+# A budget is long enough for a method once the next longer one gains under FLAT_TOL points. Validation split
+# only: the test split is locked while a probe trains.
+
+
+def probe_epochs(method: str, scale: float) -> int:
+    """The probe budget at ``scale`` × the method's final preset's epochs."""
+    return round(scale * get_preset(f"fmnist-smallcnn-{method}").train.epochs)
+
+
+def probe_dir(method: str, epochs: int, root: Path = PROBE_ROOT) -> Path:
+    return Path(root) / f"fmnist-smallcnn-{method}-e{epochs}" / f"seed{PROBE_SEED}"
+
+
+def probe_config(method: str, epochs: int):
+    """The final preset of ``method`` stretched to ``epochs``, seed PROBE_SEED."""
+    preset = f"fmnist-smallcnn-{method}"
+    base = resolve_config(preset)
+    scale = epochs / base.train.epochs
+    ov: dict[str, Any] = {"train.epochs": epochs, "train.seed": PROBE_SEED}
+    if base.train.merge is not None:
+        frac_warm = base.train.merge.warmup_epochs / base.train.epochs
+        frac_every = base.train.merge.redistribute_every / base.train.epochs
+        ov |= {"train.merge.warmup_epochs": round(frac_warm * epochs),
+               "train.merge.redistribute_every": max(1, round(frac_every * epochs))}
+    cfg = resolve_config(preset, ov)
+    return replace(cfg, name=f"probe-{preset}-e{epochs}",
+                   description=f"budget probe: {preset} at {epochs} epochs ({scale:g}x the shared budget), "
+                               "validation only")
+
+
+def _finished_curve(d: Path) -> tuple[TrainSummary, list[dict[str, Any]]] | None:
+    """(summary, history) of a finished run, None while it has no summary.json; damaged or short → ConfigError."""
+    if not (d / "summary.json").is_file():
+        return None
+    try:
+        summary = TrainSummary.load(d / "summary.json")
+        history = read_jsonl(d / "history.jsonl")
+    except (OSError, ValueError, SummaryError) as e:
+        raise ConfigError(f"{d}: a finished run whose summary or history cannot be read ({e})") from None
+    if summary.epochs != len(history) or not history:
+        raise ConfigError(f"{d}: its summary says {summary.epochs} epochs, its history holds {len(history)}")
+    return summary, history
+
+
+def _check_probe(d: Path, method: str, epochs: int) -> None:
+    """A finished probe must be this method's current preset stretched to ``epochs`` (its description, which names
+    the scale it was stretched by, aside): a probe of an edited preset measures another recipe."""
+    try:
+        saved = config_from_dict(json.loads((d / "config.json").read_text()))
+    except (OSError, ValueError, ConfigError) as e:
+        raise ConfigError(f"{d}: a finished budget probe whose config.json cannot be read ({e})") from None
+    want = probe_config(method, epochs)
+    if replace(saved, description=want.description) != want:
+        raise ConfigError(f"{d}: a budget probe of another recipe than `fmnist-smallcnn-{method}` stretched to "
+                          f"{epochs} epochs (the preset changed since it ran); delete it and run "
+                          "`generalist-bench tune --budget-probe` again")
+
+
+def probe_rows(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> list[dict[str, Any]]:
+    """Per method whose seed-PROBE_SEED final run has finished: its ladder of finished budgets in order of epochs
+    (the final run and every finished probe under ``probe_root``, ``<preset>-e<epochs>/seed0``, whatever budget
+    it was stretched from; a probe as long as the final run is left out; a run still training is not finished),
+    each with its selected epoch, its score and its gain over the budget before it. ``enough_at``: the shortest
+    budget that no longer one beats by FLAT_TOL points or more (None while there is none); ``complete``: every
+    budget of PROBE_SCALES × the shared one has finished, so that ``enough_at`` is not provisional."""
+    rows = []
+    for method in PROBE_ORDER:
+        final = _finished_curve(Path(full_root) / f"fmnist-smallcnn-{method}" / f"seed{PROBE_SEED}")
+        if final is None:
+            continue
+        runs = {final[0].epochs: final}
+        for d in sorted(Path(probe_root).glob(f"fmnist-smallcnn-{method}-e*/seed{PROBE_SEED}")):
+            m = re.fullmatch(rf"fmnist-smallcnn-{method}-e(\d+)", d.parent.name)
+            probe = _finished_curve(d) if m else None
+            if probe is None:
+                continue
+            if probe[0].epochs != int(m[1]):
+                raise ConfigError(f"{d}: a budget probe named for {m[1]} epochs whose summary says "
+                                  f"{probe[0].epochs}")
+            _check_probe(d, method, probe[0].epochs)
+            if probe[0].epochs != final[0].epochs:
+                runs[probe[0].epochs] = probe
+        ladder = []
+        for epochs in sorted(runs):
+            summary, history = runs[epochs]
+            criterion = summary.selection.criterion
+            chosen = max(history, key=lambda h: (_score(h, criterion), -h["epoch"]))
+            score = _score(chosen, criterion)
+            ladder.append({"epochs": len(history), "chosen": chosen["epoch"], "clean": chosen["val_clean"],
+                           "pgd20": chosen.get("val_robust", 0.0), "score": score,
+                           "gain": score - ladder[-1]["score"] if ladder else None,
+                           "wall_min": summary.train_wall_time_s / 60})
+        enough = next((a["epochs"] for i, a in enumerate(ladder[:-1])
+                       if max(b["score"] for b in ladder[i + 1:]) - a["score"] < FLAT_TOL), None)
+        complete = all(probe_epochs(method, s) in runs for s in PROBE_SCALES)
+        rows.append({"preset": f"fmnist-smallcnn-{method}", "method": method, "seed": PROBE_SEED,
+                     "shared": final[0].epochs, "ladder": ladder, "enough_at": enough, "complete": complete})
+    return rows
+
+
+def render_probe(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> list[str]:
+    rows = probe_rows(full_root, probe_root)
+    spread: dict[str, list[float]] = {}
+    for r in budget_rows(full_root):
+        spread.setdefault(r["preset"], []).append(r["best"])
+    scales = ", ".join(f"{s:g}×" for s in PROBE_SCALES)
+    md = ["", "## Longer budgets: does training longer help?", "",
+          f"Written by `generalist-bench tune --budget-probe` (runs under `{PROBE_ROOT.as_posix()}/`): each preset "
+          f"again at {scales} the shared budget, seed {PROBE_SEED}, its schedule stretched with it (lr and γ "
+          "follow the fraction of training; Generalist's t′ and c scale as the tuning's 0.5·E and 0.1·E), the test "
+          "split locked. The shared budget's row is the final run of the same seed. Each budget is scored at its own "
+          "selected epoch, and its *gain* is its score minus the next shorter budget's. A budget is **long "
+          f"enough** for a method when no longer budget beats its score by {FLAT_TOL:g} point or more; until "
+          "every budget of the ladder has run, that verdict is marked *so far*. "
+          "One seed per budget: read a gain beside the *seed spread*, the range of the best score over the final "
+          "runs' seeds at the shared budget; a gain inside it is within seed noise.", ""]
+    probed = [r for r in rows if len(r["ladder"]) > 1]
+    if not probed:
+        return md + ["No probe has finished yet."]
+    md += ["| preset | seed | epochs | epoch chosen | val clean / PGD-20 | score | gain | seed spread (seeds) | "
+           "wall time (min) |", "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for r in probed:
+        best = spread.get(r["preset"], [r["ladder"][0]["score"]])
+        for a in r["ladder"]:
+            gain = "—" if a["gain"] is None else f"{a['gain']:+.1f}"
+            shared = a["epochs"] == r["shared"]
+            sp = f"{max(best) - min(best):.1f} ({len(best)})" if shared else ""
+            epochs = f"{a['epochs']} (shared budget)" if shared else f"{a['epochs']}"
+            md.append(f"| {r['preset']} | {r['seed']} | {epochs} | {a['chosen']} | {a['clean']:.1f} / "
+                      f"{a['pgd20']:.1f} | {a['score']:.1f} | {gain} | {sp} | {a['wall_min']:.0f} |")
+    md += ["", "Long enough?", ""]
+    for r in probed:
+        lad = r["ladder"]
+        steps = ", ".join(f"{a['epochs']} → {b['epochs']}: {b['gain']:+.1f}"
+                          for a, b in zip(lad, lad[1:], strict=False))
+        if r["enough_at"] is not None:
+            verdict = f"**{r['enough_at']} epochs**"
+        else:
+            verdict = f"**not shown** up to {lad[-1]['epochs']} epochs"
+        if not r["complete"]:
+            verdict += " *so far*"
+        md.append(f"- `{r['preset']}`: {verdict} ({steps})")
+    todo = [f"`{r['preset']}` at {e} epochs" for r in rows for e in (probe_epochs(r["method"], s) for s in PROBE_SCALES)
+            if _finished_curve(probe_dir(r["method"], e, probe_root)) is None]
+    if todo:
+        md += ["", "Not probed yet: " + ", ".join(todo) + "."]
+    return md
+
+
+def run_probe(method: str, epochs: int, root: Path = PROBE_ROOT, *, progress: bool = True) -> Path:
+    """Train ``method``'s budget probe at ``epochs`` (resuming its run directory) unless it has finished."""
+    from .trainers.trainer import Trainer
+
+    d = probe_dir(method, epochs, root)
+    if _finished_curve(d) is not None:
+        _check_probe(d, method, epochs)
+        (d / "checkpoint.pt").unlink(missing_ok=True)  # interrupted after its summary was written
+        return d
+    with split_locked("test", "the budget probe reads the validation split only"):
+        Trainer(probe_config(method, epochs), d, resume=True, progress=progress).run()
+    (d / "checkpoint.pt").unlink(missing_ok=True)  # finished: best.pt + history suffice
+    return d
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -486,6 +670,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-check", action="store_true",
                    help="write the budget check (--budget-out) from the final runs under --full-root (has each "
                         "validation curve flattened by the end of the shared budget?), train nothing")
+    p.add_argument("--budget-probe", action="store_true",
+                   help=f"train the budget probes of --methods (default all: {', '.join(PROBE_ORDER)}) that have "
+                        f"not finished: each final preset at {' and '.join(f'{x:g}' for x in PROBE_SCALES)}x its "
+                        f"epochs, seed {PROBE_SEED}, "
+                        "validation only; then write the budget check with their comparison")
+    p.add_argument("--probe-root", default=str(PROBE_ROOT), help=f"budget probe runs (default {PROBE_ROOT})")
     p.add_argument("--full-root", default=str(FULL_ROOT), help=f"final run directories (default {FULL_ROOT})")
     p.add_argument("--budget-out", default=str(BUDGET_STEM),
                    help=f"budget check path without suffix (default {BUDGET_STEM})")
@@ -501,11 +691,22 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"unknown trial {name!r}; `generalist-bench tune --list` lists them")
     selected = [t for t in TRIALS if (args.only is None or t.id in args.only)
                 and (args.methods is None or t.method in args.methods)]
-    if args.budget_check:
-        full = Path(args.full_root)
+    if args.threads:  # speed only: not part of the config, so a run resumes under any thread count
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.budget_check or args.budget_probe:
+        full, probes = Path(args.full_root), Path(args.probe_root)
         if not full.is_dir():
             raise ConfigError(f"--full-root {full}: no such directory")
-        print(f"budget check: {write_budget(full, Path(args.budget_out))}")
+        render_budget(full, probes)  # a damaged run is reported before any training
+        if args.budget_probe:
+            for scale in PROBE_SCALES:  # every method at the shorter budget first
+                for m in [m for m in PROBE_ORDER if args.methods is None or m in args.methods]:
+                    d = run_probe(m, probe_epochs(m, scale), probes, progress=not args.no_progress)
+                    print(f"[budget probe] {m} x{scale:g}: finished in {d}", file=sys.stderr, flush=True)
+                    write_budget(full, Path(args.budget_out), probes)
+        print(f"budget check: {write_budget(full, Path(args.budget_out), probes)}")
         return 0
     if args.list:
         for t in TRIALS:
@@ -513,10 +714,6 @@ def run(args: argparse.Namespace) -> int:
             state = f"done: score {o['score']:.1f} (epoch {o['chosen_epoch']})" if o else "pending"
             print(f"{t.id:<28} {t.method:<11} {state:<32} {t.what}")
         return 0
-    if args.threads:  # speed only: not part of the config, so a run resumes under any thread count
-        import torch
-
-        torch.set_num_threads(args.threads)
     with split_locked("test", "hyperparameter tuning reads the validation split only"):
         if not args.log_only:
             for t in selected:

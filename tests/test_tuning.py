@@ -4,6 +4,7 @@ Generalist's trials build on the standard and PGD-AT winners."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -201,21 +202,22 @@ def test_budget_check_flags_a_curve_still_rising_at_the_end_and_skips_runs_still
     assert by["p-pgd_at", 1]["gain"] == pytest.approx(0.3) and by["p-pgd_at", 1]["flat"]
     # standard training is scored on clean accuracy alone, as its selection rule: +1.5 in the last 3 epochs
     assert by["p-standard", 0]["gain"] == pytest.approx(1.5) and not by["p-standard", 0]["flat"]
-    md = T.render_budget(full)
+    md = T.render_budget(full, tmp_path / "no-probes")
     assert "`p-pgd_at`: 1 of 2 seed(s) flat (gains +6.0, +0.3)." in md
     assert "p-generalist" not in md
 
     out = tmp_path / "docs" / "budget"
-    assert cli_main(["tune", "--budget-check", "--full-root", str(full), "--budget-out", str(out)]) == 0
+    probes = ["--probe-root", str(tmp_path / "no-probes")]
+    assert cli_main(["tune", "--budget-check", "--full-root", str(full), "--budget-out", str(out), *probes]) == 0
     assert (tmp_path / "docs" / "budget.md").read_text() == md
     assert cli_main(["tune", "--budget-check", "--full-root", str(tmp_path / "nope"),
-                     "--budget-out", str(out)]) == 2
+                     "--budget-out", str(out), *probes]) == 2
     assert (tmp_path / "docs" / "budget.md").read_text() == md  # the bad call left the existing file alone
     # a finished run whose history does not cover its epochs: one clear error, the existing report untouched
     _final_run(full, "p-trades", 0, [(70, 60)] * 6, epochs=10)
     with pytest.raises(ConfigError, match="summary says 10 epochs, its history holds 6"):
         T.budget_rows(full)
-    assert cli_main(["tune", "--budget-check", "--full-root", str(full), "--budget-out", str(out)]) == 2
+    assert cli_main(["tune", "--budget-check", "--full-root", str(full), "--budget-out", str(out), *probes]) == 2
     assert (tmp_path / "docs" / "budget.md").read_text() == md
 
 
@@ -226,4 +228,158 @@ def test_committed_budget_check_is_the_committed_final_runs_rendering():
 
     repo = Path(__file__).resolve().parents[1]
     committed = (repo / f"{T.BUDGET_STEM}.md").read_text()
-    assert committed == T.render_budget(repo / T.FULL_ROOT)
+    assert committed == T.render_budget(repo / T.FULL_ROOT, repo / T.PROBE_ROOT)
+
+
+def test_budget_probe_is_each_final_preset_stretched_with_its_schedule():
+    """The probe changes the epochs (and the seed, name, description) only; Generalist's t′ and c, absolute epochs,
+    keep their fractions of training (0.5·E and 0.1·E at the shared budget); everything else is the preset's."""
+    from generalist_bench.presets import get_preset
+
+    assert T.PROBE_SCALES == (1.5, 2.0)
+    for scale, epochs in zip(T.PROBE_SCALES, (15, 20), strict=True):
+        for m in T.PROBE_ORDER:
+            assert T.probe_epochs(m, scale) == epochs
+            base, probe = get_preset(f"fmnist-smallcnn-{m}"), T.probe_config(m, epochs)
+            assert probe.train.epochs == round(scale * base.train.epochs) == epochs
+            assert probe.train.seed == T.PROBE_SEED and "validation only" in probe.description
+            assert T.probe_dir(m, epochs).parent.name == f"fmnist-smallcnn-{m}-e{epochs}"
+            a, b = base.to_dict(), probe.to_dict()
+            for d in (a, b):
+                d.pop("name"), d.pop("description"), d["train"].pop("epochs"), d["train"].pop("seed")
+                if d["train"]["merge"] is not None:
+                    d["train"]["merge"].pop("warmup_epochs"), d["train"]["merge"].pop("redistribute_every")
+            assert a == b, m
+    g0 = get_preset("fmnist-smallcnn-generalist").train.merge
+    assert (g0.warmup_epochs, g0.redistribute_every) == (5, 1)
+    for epochs, want in ((15, (8, 2)), (20, (10, 2))):
+        g = T.probe_config("generalist", epochs).train.merge
+        assert (g.warmup_epochs, g.redistribute_every) == want
+
+
+def test_budget_probe_trains_with_the_test_split_locked_once_and_reports_its_gain(tmp_path, monkeypatch):
+    from generalist_bench.presets import resolve_config
+    from generalist_bench.trainers import trainer as trainer_mod
+
+    tiny = {"data.train_subset": 256, "train.selection.n_val": 50, "train.selection.attack_steps": 2}
+    # a 4-epoch final run: probes of 6 and 8 epochs, tiny trainings
+    monkeypatch.setattr(T, "probe_epochs", lambda method, scale: round(scale * 4))
+    monkeypatch.setattr(T, "probe_config", lambda m, epochs: resolve_config(
+        f"fmnist-smallcnn-{m}", tiny | {"train.epochs": epochs}))
+    seen = []
+    real_setup = trainer_mod.Trainer._setup
+
+    def spy_setup(self):
+        try:
+            load_dataset("fashion_mnist", "test")
+            seen.append("read")
+        except SplitLockedError:
+            seen.append("locked")
+        real_setup(self)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_setup", spy_setup)
+    full, probes, out = tmp_path / "full", tmp_path / "probes", tmp_path / "docs" / "budget"
+    _final_run(full, "fmnist-smallcnn-standard", 0, [(10, 0), (20, 0), (30, 0), (40, 0)], criterion="clean")
+    args = ["tune", "--budget-probe", "--methods", "standard", "--full-root", str(full), "--probe-root", str(probes),
+            "--budget-out", str(out), "--no-progress"]
+    assert cli_main(args) == 0
+    assert seen == ["locked", "locked"]  # one probe per scale, each with the test split locked
+    (row,) = T.probe_rows(full, probes)
+    final, *ladder = row["ladder"]
+    assert final["score"] == 40 and final["gain"] is None and [a["epochs"] for a in ladder] == [6, 8]
+    prev = 40
+    for epochs, a in zip((6, 8), ladder, strict=True):
+        run = T.probe_dir("standard", epochs, probes)
+        assert (run / "best.pt").exists() and not (run / "checkpoint.pt").exists()
+        hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+        assert a["score"] == max(h["val_clean"] for h in hist) and a["gain"] == pytest.approx(a["score"] - prev)
+        prev = a["score"]
+    md = (tmp_path / "docs" / "budget.md").read_text()
+    assert md == T.render_budget(full, probes)
+    assert "| fmnist-smallcnn-standard | 0 | 4 (shared budget) | 4 | 40.0 / 0.0 | 40.0 | — | 0.0 (1) |" in md
+    assert "| fmnist-smallcnn-standard | 0 | 6 | " in md
+    assert "Not probed yet" not in md
+    # a finished probe is not trained again
+    monkeypatch.setattr(trainer_mod.Trainer, "run", lambda self: pytest.fail("retrained a finished probe"))
+    assert cli_main(args) == 0
+
+
+def _probe_run(root, method, curve, criterion="clean+robust"):
+    """A finished budget probe ``root/<preset>-e<epochs>/seed0``: the preset stretched to len(curve) epochs."""
+    d = _final_run(root, f"fmnist-smallcnn-{method}-e{len(curve)}", 0, curve, criterion)
+    (d / "config.json").write_text(json.dumps(T.probe_config(method, len(curve)).to_dict()))
+    return d
+
+
+def test_budget_probe_ladder_says_from_which_budget_longer_training_stops_paying(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "probe_epochs", lambda method, scale: round(scale * 4))  # 4-epoch final runs: 6 and 8
+    full, probes = tmp_path / "full", tmp_path / "probes"
+    for seed, top in ((0, (80, 70)), (1, (81, 70)), (2, (79.5, 70))):
+        _final_run(full, "fmnist-smallcnn-pgd_at", seed, [(70, 60), (75, 65), (76, 66), top])
+    # PGD-AT: 4 → 6 gains 3 points, 6 → 8 only 0.5: 6 epochs are enough
+    _probe_run(probes, "pgd_at", [(70, 60), (75, 65), (80, 70), (82, 71), (81, 70), (80, 69)])
+    _probe_run(probes, "pgd_at", [(70, 60), (82.5, 71)] + [(80, 70)] * 6)
+    # TRADES: a dip at 6, then 8 only 0.8 above 4: 4 epochs are enough (no longer budget beats it by 1 point)
+    _final_run(full, "fmnist-smallcnn-trades", 0, [(70, 60), (75, 65), (80, 70), (80, 70)])
+    _probe_run(probes, "trades", [(70, 60), (79, 70)] + [(78, 70)] * 4)
+    _probe_run(probes, "trades", [(70, 60), (80.8, 70)] + [(78, 70)] * 6)
+    # a probe as long as the final run (after a change of the shared budget) is the final run's budget: left out
+    _probe_run(probes, "trades", [(99, 99)] * 4)
+    # Generalist: a small first step, then a large one: no budget shown long enough
+    _final_run(full, "fmnist-smallcnn-generalist", 0, [(70, 60), (75, 65), (80, 70), (80, 70)])
+    _probe_run(probes, "generalist", [(70, 60), (80.5, 70)] + [(80, 70)] * 4)
+    _probe_run(probes, "generalist", [(70, 60), (82.5, 70)] + [(80, 70)] * 6)
+    # standard training: the 6-epoch probe finished, the 8-epoch one still training (no summary): verdict so far
+    _final_run(full, "fmnist-smallcnn-standard", 0, [(70, 0), (80, 0), (90, 0), (91, 0)], criterion="clean")
+    _probe_run(probes, "standard", [(70, 0), (91.5, 0)] + [(90, 0)] * 4, criterion="clean")
+    running = probes / "fmnist-smallcnn-standard-e8" / "seed0"
+    running.mkdir(parents=True)
+    (running / "checkpoint.pt").write_bytes(b"x")
+    (running / "history.jsonl").write_text(json.dumps({"epoch": 1, "val_clean": 99.0}) + "\n")
+
+    rows = {r["method"]: r for r in T.probe_rows(full, probes)}
+    pgd = rows["pgd_at"]["ladder"]
+    assert [a["score"] for a in pgd] == [150, 153, 153.5] and pgd[1]["chosen"] == 4 and pgd[2]["chosen"] == 2
+    assert [a["gain"] for a in pgd[1:]] == [pytest.approx(3.0), pytest.approx(0.5)]
+    assert rows["pgd_at"]["enough_at"] == 6 and rows["trades"]["enough_at"] == 4
+    assert [a["score"] for a in rows["trades"]["ladder"]] == [150, 149, 150.8]
+    assert rows["generalist"]["enough_at"] is None
+    assert [a["score"] for a in rows["standard"]["ladder"]] == [91, 91.5] and not rows["standard"]["complete"]
+    md = T.render_budget(full, probes)
+    assert "| fmnist-smallcnn-pgd_at | 0 | 4 (shared budget) | 4 | 80.0 / 70.0 | 150.0 | — | 1.5 (3) |" in md
+    assert "| fmnist-smallcnn-pgd_at | 0 | 6 | 4 | 82.0 / 71.0 | 153.0 | +3.0 |  |" in md
+    assert "- `fmnist-smallcnn-pgd_at`: **6 epochs** (4 → 6: +3.0, 6 → 8: +0.5)" in md
+    assert "- `fmnist-smallcnn-trades`: **4 epochs** (4 → 6: -1.0, 6 → 8: +1.8)" in md
+    assert "- `fmnist-smallcnn-generalist`: **not shown** up to 8 epochs (4 → 6: +0.5, 6 → 8: +2.0)" in md
+    assert "- `fmnist-smallcnn-standard`: **4 epochs** *so far* (4 → 6: +0.5)" in md
+    assert "Not probed yet: `fmnist-smallcnn-standard` at 8 epochs." in md
+    # a probe whose name and length disagree, or of an edited preset, is one clear error
+    bad = _probe_run(probes, "standard", [(70, 0)] * 7, criterion="clean")
+    bad.parent.rename(probes / "fmnist-smallcnn-standard-e9")
+    with pytest.raises(ConfigError, match="named for 9 epochs whose summary says 7"):
+        T.render_budget(full, probes)
+    shutil.rmtree(probes / "fmnist-smallcnn-standard-e9")
+    cfg = json.loads((probes / "fmnist-smallcnn-pgd_at-e6" / "seed0" / "config.json").read_text())
+    cfg["train"]["learners"][0]["optim"]["lr"] = 0.01
+    (probes / "fmnist-smallcnn-pgd_at-e6" / "seed0" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match="another recipe than `fmnist-smallcnn-pgd_at` stretched to 6 epochs"):
+        T.render_budget(full, probes)
+
+
+def test_a_damaged_budget_probe_stops_the_probe_command_before_any_training(tmp_path, monkeypatch):
+    from generalist_bench.trainers import trainer as trainer_mod
+
+    monkeypatch.setattr(T, "probe_epochs", lambda method, scale: round(scale * 4))
+    full, probes, out = tmp_path / "full", tmp_path / "probes", tmp_path / "docs" / "budget"
+    _final_run(full, "fmnist-smallcnn-trades", 0, [(70, 60), (75, 65), (80, 70), (80, 70)])
+    d = _probe_run(probes, "trades", [(70, 60), (80, 70.5)] + [(79, 70)] * 4)
+    args = ["tune", "--budget-probe", "--full-root", str(full), "--probe-root", str(probes), "--budget-out", str(out),
+            "--no-progress"]
+    out.parent.mkdir(parents=True)
+    out.with_suffix(".md").write_text("the report before")
+    (d / "history.jsonl").write_text("")
+    monkeypatch.setattr(trainer_mod.Trainer, "__init__", lambda *a, **k: pytest.fail("trained past a damaged probe"))
+    assert cli_main(args) == 2
+    assert out.with_suffix(".md").read_text() == "the report before"
+    with pytest.raises(ConfigError, match="summary says 6 epochs, its history holds 0"):
+        T.render_budget(full, probes)
