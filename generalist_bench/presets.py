@@ -62,14 +62,18 @@ def register_preset(name: str, *, tuning_log: str | None = None):
 _NOT_RECIPE = {"train.seed": 0, "train.num_threads": None, "train.device": "auto"}
 
 
+def is_preset_recipe(cfg: Config) -> bool:
+    """``cfg`` is the registered preset of its name, up to seed, thread count and device."""
+    if cfg.name not in PRESETS.names():
+        return False
+    return apply_overrides(cfg, _NOT_RECIPE) == apply_overrides(get_preset(cfg.name), _NOT_RECIPE)
+
+
 def tuning_log_for(cfg: Config) -> str | None:
     """The tuning log of ``cfg``'s preset if ``cfg`` is that preset's recipe (any seed, thread count or device);
     None for anything else, e.g. a preset with overridden hyperparameters."""
     log = TUNING_LOGS.get(cfg.name)
-    if log is None:
-        return None
-    neutral = apply_overrides(cfg, _NOT_RECIPE)
-    return log if neutral == apply_overrides(get_preset(cfg.name), _NOT_RECIPE) else None
+    return log if log is not None and is_preset_recipe(cfg) else None
 
 
 def list_presets() -> list[str]:

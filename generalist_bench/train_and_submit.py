@@ -16,12 +16,13 @@ import argparse
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import Config
 from .errors import ConfigError, GeneralistBenchError, UnknownNameError
-from .presets import list_presets, resolve_config, tuning_log_for
+from .presets import is_preset_recipe, list_presets, resolve_config, tuning_log_for
 from .threat import eps_arg
 
 DEFAULT_FAMILY = "fmnist-smallcnn"
@@ -49,11 +50,25 @@ class Profile:
             cfg = cfg.with_overrides({"train.merge.warmup_epochs": self.generalist_warmup})
         return cfg
 
-    def describe(self) -> str:
+    def describe(self, cfg: Config | None = None) -> str:
+        """What the profile changes (for ``cfg``: the Generalist warm-up only where there is a merge)."""
         extra = ["constant lr"] if self.flat_lr else []
-        if self.generalist_warmup is not None:
+        if self.generalist_warmup is not None and (cfg is None or cfg.train.merge is not None):
             extra.append(f"Generalist warm-up {self.generalist_warmup} epoch(s)")
         return ", ".join([*self.overrides, *extra])
+
+
+def card_description(cfg: Config, profile: Profile, overrides: Sequence[str] = ()) -> str:
+    """The card's recipe description. A preset run as registered (any seed) keeps the preset's; a preset run under
+    a profile or ``--set`` overrides says what ran instead, so that no card claims the preset's tuned budget for a
+    shorter or different run. A config that is not a registered preset keeps its own."""
+    if is_preset_recipe(cfg) or cfg.name not in list_presets():
+        return cfg.description
+    n = "all" if cfg.data.train_subset is None else f"{cfg.data.train_subset:,}"
+    e = cfg.train.epochs
+    what = ", ".join(x for x in (profile.describe(cfg), *(f"--set {o}" for o in overrides)) if x)
+    return (f"{cfg.name} under the {profile.name} profile ({what}): {e} epoch{'s' * (e != 1)} on {n} training "
+            "images; not the preset's tuned recipe")
 
 
 FULL = Profile("full", (), aa_n_examples=1000, quick_n_examples=None)
@@ -170,9 +185,10 @@ def _submit_locked(cfg: Config, out_dir: Path, profile: Profile, args: argparse.
           flush=True)
     quick = _evaluate(result.model, cfg, "quick", profile.quick_n_examples, out_dir, profile, progress)
     summary = result.summary
-    card = make_card(cfg, {"autoattack": aa, "quick": quick}, training=summary,
+    card_cfg = replace(cfg, description=card_description(cfg, profile, args.overrides))  # trains as cfg
+    card = make_card(card_cfg, {"autoattack": aa, "quick": quick}, training=summary,
                      provenance=Provenance.here(command), quick=profile.name == "quick", tuning_log=tuning_log_for(cfg),
-                     work=Work(footnote=f"quick profile: {profile.describe()}" if profile.name == "quick" else None))
+                     work=Work(footnote=f"quick profile: {profile.describe(cfg)}" if profile.name == "quick" else None))
     kept = unchanged_entry(result.model.state_dict(), card, args.model_dir)
     if kept is not None:  # a finished run submitted again: its card keeps the date and commit that made it
         print(f"== {cfg.name}: already published with these weights and results; keeping {kept}", file=sys.stderr,

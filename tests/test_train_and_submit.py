@@ -38,6 +38,16 @@ def test_quick_submission_end_to_end(dirs, capsys):
     assert aa["protocol"]["suite"] == "autoattack" and aa["n_examples"] == 8
     assert card["autoattack_acc"] == aa["robust_acc"] <= card["clean_acc"]
     assert card["chosen_epoch"] == 1 and "validation" in card["selection_rule"]
+    # the card's recipe describes what ran (1 epoch on 256 images), not the preset's full budget; the run itself
+    # trains under the config as resolved (its run directory resumes across versions of this wording)
+    desc = card["recipe"]["description"]
+    assert desc.startswith("fmnist-smallcnn-pgd_at under the quick profile (data.train_subset=256, train.epochs=1")
+    assert desc.endswith("constant lr): 1 epoch on 256 training images; not the preset's tuned recipe"), desc
+    assert card["recipe"]["train"]["epochs"] == 1 and "55,000" not in desc and "warm-up" not in desc
+    run_cfg = json.loads((dirs["runs"] / "quick" / "fmnist-smallcnn-pgd_at" / "seed0" / "config.json").read_text())
+    from generalist_bench.presets import get_preset
+
+    assert run_cfg["description"] == get_preset("fmnist-smallcnn-pgd_at").description != desc
     assert "generalist_bench.train_and_submit" in card["command"] and "--quick" in card["command"]
     # the zoo model loads, sha256-verified, and reproduces its card's clean accuracy on the same points
     from generalist_bench import load_model
@@ -107,6 +117,27 @@ def test_seeds_train_one_entry_per_seed_seed_by_seed(dirs, capsys):
     assert main(_argv(dirs, "--seeds", "2", "--set", "train.seed=3")) == 2
     assert "--seeds and --set train.seed" in capsys.readouterr().err
     assert sorted(p for p in dirs["runs"].rglob("*")) == runs_before  # nothing trained or written
+
+
+def test_card_description_says_what_ran_unless_it_is_the_preset_recipe():
+    from generalist_bench.presets import get_preset
+
+    pgd, gen = get_preset("fmnist-smallcnn-pgd_at"), get_preset("fmnist-smallcnn-generalist")
+    assert tas.card_description(pgd, tas.FULL) == pgd.description  # the preset as registered
+    seeded = pgd.with_overrides(["train.seed=2"])
+    assert tas.card_description(seeded, tas.FULL, ["train.seed=2"]) == pgd.description  # a seed is the same recipe
+    short = pgd.with_overrides(["train.epochs=4"])
+    assert tas.card_description(short, tas.FULL, ["train.epochs=4"]) == (
+        "fmnist-smallcnn-pgd_at under the full profile (--set train.epochs=4): 4 epochs on all training images; "
+        "not the preset's tuned recipe")
+    quick_gen = tas.card_description(tas.QUICK.apply(gen), tas.QUICK)
+    assert "train.epochs=3" in quick_gen and "Generalist warm-up 1 epoch(s)" in quick_gen and "5,000" in quick_gen
+    assert "warm-up" not in tas.card_description(tas.QUICK.apply(pgd), tas.QUICK)
+    own = pgd.with_overrides(["train.epochs=4"])
+    from dataclasses import replace
+
+    own = replace(own, name="my-config", description="mine")  # not a registered preset: its own words
+    assert tas.card_description(own, tas.FULL, ["train.epochs=4"]) == "mine"
 
 
 def test_cards_link_the_tuning_log_only_for_the_tuned_recipe():
