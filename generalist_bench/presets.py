@@ -178,8 +178,19 @@ def fmnist_trades() -> Config:
 # 120 (0.625·E), before the natural learner's mixing weight leaves 0 at 2/3 of training. Here t′ = 5, c = 1 (the
 # tuning's 0.5·E and 0.1·E) → ends of epochs 6, 7, …, 10; mixing starts after 2/3 of epoch 7. (Mixing a natural
 # learner that was never redistributed, i.e. trained apart from the start, averages two unrelated networks.)
-FMNIST_MERGE = MergeConfig(ema_decay=0.999, ema_mode="per_learner", redistribute="epoch", warmup_epochs=5,
-                           redistribute_every=1)
+FMNIST_MERGE_FRACTIONS = (0.5, 0.1)  # t′ and c as fractions of training: the tuning winner's
+
+
+def fmnist_merge_epochs(epochs: int) -> tuple[int, int]:
+    """Generalist's (t′, c) in epochs at a budget of ``epochs``: the tuned fractions of training, c at least 1 (the
+    budget probes stretch the preset with the same rule)."""
+    warmup, every = FMNIST_MERGE_FRACTIONS
+    return round(warmup * epochs), max(1, round(every * epochs))
+
+
+FMNIST_MERGE = MergeConfig(ema_decay=0.999, ema_mode="per_learner", redistribute="epoch",
+                           warmup_epochs=fmnist_merge_epochs(FMNIST_EPOCHS)[0],
+                           redistribute_every=fmnist_merge_epochs(FMNIST_EPOCHS)[1])
 
 
 def _fmnist_generalist(merge: MergeConfig, lr_from: str | None) -> tuple:

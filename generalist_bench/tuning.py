@@ -37,7 +37,7 @@ from typing import Any
 from .config import config_from_dict
 from .data.splits import split_locked
 from .errors import ConfigError
-from .presets import get_preset, resolve_config
+from .presets import fmnist_merge_epochs, get_preset, resolve_config
 from .trainers.summary import SummaryError, TrainSummary
 from .utils.io import atomic_write_bytes, atomic_write_text, read_jsonl
 
@@ -497,11 +497,9 @@ def probe_config(method: str, epochs: int):
     base = resolve_config(preset)
     scale = epochs / base.train.epochs
     ov: dict[str, Any] = {"train.epochs": epochs, "train.seed": PROBE_SEED}
-    if base.train.merge is not None:
-        frac_warm = base.train.merge.warmup_epochs / base.train.epochs
-        frac_every = base.train.merge.redistribute_every / base.train.epochs
-        ov |= {"train.merge.warmup_epochs": round(frac_warm * epochs),
-               "train.merge.redistribute_every": max(1, round(frac_every * epochs))}
+    if base.train.merge is not None:  # t′ and c by the preset's rule, not rounded again from its rounded epochs
+        warmup, every = fmnist_merge_epochs(epochs)
+        ov |= {"train.merge.warmup_epochs": warmup, "train.merge.redistribute_every": every}
     cfg = resolve_config(preset, ov)
     return replace(cfg, name=f"probe-{preset}-e{epochs}",
                    description=f"budget probe: {preset} at {epochs} epochs ({scale:g}x the shared budget), "
@@ -569,7 +567,8 @@ def probe_rows(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> li
             ladder.append({"epochs": len(history), "chosen": chosen["epoch"], "clean": chosen["val_clean"],
                            "pgd20": chosen.get("val_robust", 0.0), "score": score,
                            "gain": score - ladder[-1]["score"] if ladder else None,
-                           "wall_min": summary.train_wall_time_s / 60})
+                           "wall_min": summary.train_wall_time_s / 60,
+                           "cpu": summary.hardware.get("cpu") or "unknown"})
         enough = next((a["epochs"] for i, a in enumerate(ladder[:-1])
                        if max(b["score"] for b in ladder[i + 1:]) - a["score"] < FLAT_TOL), None)
         complete = all(probe_epochs(method, s) in runs for s in PROBE_SCALES)
@@ -598,7 +597,7 @@ def render_probe(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> 
     if not probed:
         return md + ["No probe has finished yet."]
     md += ["| preset | seed | epochs | epoch chosen | val clean / PGD-20 | score | gain | seed spread (seeds) | "
-           "wall time (min) |", "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+           "wall time (min) | CPU |", "|---|---:|---:|---:|---|---:|---:|---:|---:|---|"]
     for r in probed:
         best = spread.get(r["preset"], [r["ladder"][0]["score"]])
         for a in r["ladder"]:
@@ -607,7 +606,12 @@ def render_probe(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> 
             sp = f"{max(best) - min(best):.1f} ({len(best)})" if shared else ""
             epochs = f"{a['epochs']} (shared budget)" if shared else f"{a['epochs']}"
             md.append(f"| {r['preset']} | {r['seed']} | {epochs} | {a['chosen']} | {a['clean']:.1f} / "
-                      f"{a['pgd20']:.1f} | {a['score']:.1f} | {gain} | {sp} | {a['wall_min']:.0f} |")
+                      f"{a['pgd20']:.1f} | {a['score']:.1f} | {gain} | {sp} | {a['wall_min']:.0f} | {a['cpu']} |")
+    cpus = sorted({a["cpu"] for r in probed for a in r["ladder"]})
+    if len(cpus) > 1:
+        md += ["", f"Trained on {len(cpus)} kinds of CPU ({', '.join(cpus)}): the same recipe and seed give slightly "
+               "different floating-point results on each, so a gain between rows of different CPUs holds that "
+               "noise too, and their wall times are not comparable."]
     md += ["", "Long enough?", ""]
     for r in probed:
         lad = r["ladder"]

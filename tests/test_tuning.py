@@ -234,6 +234,8 @@ def test_committed_budget_check_is_the_committed_final_runs_rendering():
 def test_budget_probe_is_each_final_preset_stretched_with_its_schedule():
     """The probe changes the epochs (and the seed, name, description) only; Generalist's t′ and c, absolute epochs,
     keep their fractions of training (0.5·E and 0.1·E at the shared budget); everything else is the preset's."""
+    from dataclasses import replace
+
     from generalist_bench.presets import get_preset
 
     assert T.PROBE_SCALES == (1.5, 2.0)
@@ -252,6 +254,10 @@ def test_budget_probe_is_each_final_preset_stretched_with_its_schedule():
             assert a == b, m
     g0 = get_preset("fmnist-smallcnn-generalist").train.merge
     assert (g0.warmup_epochs, g0.redistribute_every) == (5, 1)
+    for m in T.PROBE_ORDER:  # the probe's rule, at the shared budget, is the preset itself: one rule for both
+        base = get_preset(f"fmnist-smallcnn-{m}")
+        same = T.probe_config(m, base.train.epochs)
+        assert replace(same, name=base.name, description=base.description) == base, m
     for epochs, want in ((15, (8, 2)), (20, (10, 2))):
         g = T.probe_config("generalist", epochs).train.merge
         assert (g.warmup_epochs, g.redistribute_every) == want
@@ -337,6 +343,10 @@ def test_budget_probe_ladder_says_from_which_budget_longer_training_stops_paying
     (running / "checkpoint.pt").write_bytes(b"x")
     (running / "history.jsonl").write_text(json.dumps({"epoch": 1, "val_clean": 99.0}) + "\n")
 
+    # one probe trained on another CPU: each row names its CPU, and the report says the rows mix hardware
+    summary = probes / "fmnist-smallcnn-generalist-e8" / "seed0" / "summary.json"
+    summary.write_text(json.dumps(json.loads(summary.read_text()) | {"hardware": {"cpu": "AMD EPYC"}}))
+
     rows = {r["method"]: r for r in T.probe_rows(full, probes)}
     pgd = rows["pgd_at"]["ladder"]
     assert [a["score"] for a in pgd] == [150, 153, 153.5] and pgd[1]["chosen"] == 4 and pgd[2]["chosen"] == 2
@@ -353,6 +363,8 @@ def test_budget_probe_ladder_says_from_which_budget_longer_training_stops_paying
     assert "- `fmnist-smallcnn-generalist`: **not shown** up to 8 epochs (4 → 6: +0.5, 6 → 8: +2.0)" in md
     assert "- `fmnist-smallcnn-standard`: **4 epochs** *so far* (4 → 6: +0.5)" in md
     assert "Not probed yet: `fmnist-smallcnn-standard` at 8 epochs." in md
+    assert "| 2.5 |  | 0 | AMD EPYC |" not in md and "| +2.0 |  | 0 | AMD EPYC |" in md and "| 0 | unknown |" in md
+    assert "Trained on 2 kinds of CPU (AMD EPYC, unknown)" in md
     # a probe whose name and length disagree, or of an edited preset, is one clear error
     bad = _probe_run(probes, "standard", [(70, 0)] * 7, criterion="clean")
     bad.parent.rename(probes / "fmnist-smallcnn-standard-e9")
