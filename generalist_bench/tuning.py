@@ -521,14 +521,16 @@ def _finished_curve(d: Path) -> tuple[TrainSummary, list[dict[str, Any]]] | None
 
 
 def _check_probe(d: Path, method: str, epochs: int) -> None:
-    """A finished probe must be this method's current preset stretched to ``epochs`` (its description, which names
-    the scale it was stretched by, aside): a probe of an edited preset measures another recipe."""
+    """A finished probe must be this method's current preset stretched to ``epochs`` (its name and description
+    aside: the description names the scale it was stretched by, and the final run of an earlier shared budget,
+    moved to ``<preset>-e<epochs>/seed0`` when the budget changes, keeps the preset's name): a probe of an edited
+    preset measures another recipe."""
     try:
         saved = config_from_dict(json.loads((d / "config.json").read_text()))
     except (OSError, ValueError, ConfigError) as e:
         raise ConfigError(f"{d}: a finished budget probe whose config.json cannot be read ({e})") from None
     want = probe_config(method, epochs)
-    if replace(saved, description=want.description) != want:
+    if replace(saved, name=want.name, description=want.description) != want:
         raise ConfigError(f"{d}: a budget probe of another recipe than `fmnist-smallcnn-{method}` stretched to "
                           f"{epochs} epochs (the preset changed since it ran); delete it and run "
                           "`generalist-bench tune --budget-probe` again")

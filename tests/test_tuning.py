@@ -337,7 +337,10 @@ def test_budget_probe_ladder_says_from_which_budget_longer_training_stops_paying
     _probe_run(probes, "generalist", [(70, 60), (82.5, 70)] + [(80, 70)] * 6)
     # standard training: the 6-epoch probe finished, the 8-epoch one still training (no summary): verdict so far
     _final_run(full, "fmnist-smallcnn-standard", 0, [(70, 0), (80, 0), (90, 0), (91, 0)], criterion="clean")
-    _probe_run(probes, "standard", [(70, 0), (91.5, 0)] + [(90, 0)] * 4, criterion="clean")
+    moved = _probe_run(probes, "standard", [(70, 0), (91.5, 0)] + [(90, 0)] * 4, criterion="clean")
+    # … kept under the preset's own name, as the final run of an earlier shared budget moved into the ladder is
+    cfg = json.loads((moved / "config.json").read_text())
+    (moved / "config.json").write_text(json.dumps(cfg | {"name": "fmnist-smallcnn-standard"}))
     running = probes / "fmnist-smallcnn-standard-e8" / "seed0"
     running.mkdir(parents=True)
     (running / "checkpoint.pt").write_bytes(b"x")
