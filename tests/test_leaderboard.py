@@ -231,7 +231,7 @@ def test_committed_leaderboard_is_up_to_date():
     for key, trows in tables.items():
         slug = table_slug(key)
         stats, pairs = seeds.method_stats(cards.get(key, [])), seeds.paired(cards.get(key, []))
-        lines = seeds.markdown(stats, pairs)
+        lines = seeds.markdown(stats, pairs, seeds.budget_check_of(stats, REPO, out))
         assert (out / f"{slug}.md").read_text() == to_markdown(key, trows, slug, lines), f"regenerate {slug}.md"
         assert (out / f"{slug}.csv").read_text() == to_csv(trows), f"regenerate {slug}.csv"
         if stats:
@@ -376,6 +376,23 @@ def test_verdict_answers_the_question_on_paired_seed_means_with_intervals():
                          "pgd_at": ([(80.0, 70.0)] * 2, ("10 epochs", "10 epochs"))})
     text = "\n".join(seeds.verdict(apart, []))
     assert "**Not comparable**: Generalist and PGD-AT were not trained under one budget" in text and "Δ" not in text
+
+
+def test_budget_line_links_the_budget_check_beside_the_shared_tuning_log(tmp_path):
+    from generalist_bench.leaderboard import seeds
+
+    same = _seed_stats({"generalist": ([(86.0, 72.0)], ("10 epochs",)), "pgd_at": ([(82.0, 73.0)], ("10 epochs",))})
+    out = tmp_path / "leaderboard"
+    assert seeds.budget_check_of(same, tmp_path, out) is None  # no budget check written: no link
+    (tmp_path / "docs" / "tuning").mkdir(parents=True)
+    (tmp_path / "docs" / "tuning" / "x_budget.md").write_text("# Budget check\n")
+    check = seeds.budget_check_of(same, tmp_path, out)
+    assert check == ("docs/tuning/x_budget.md", "../docs/tuning/x_budget.md")
+    assert seeds.budget_lines(same, check)[0].endswith(
+        "Whether that budget is long enough for each method (validation curves, longer-budget probes): "
+        "[docs/tuning/x_budget.md](../docs/tuning/x_budget.md).")
+    differ = _seed_stats({"generalist": ([(86.0, 72.0)], ("12 epochs",)), "pgd_at": ([(82.0, 73.0)], ("8 epochs",))})
+    assert "long enough" not in seeds.budget_lines(differ, check)[0]  # budgets differ: that warning instead
 
 
 def test_budget_line_states_the_shared_budget_or_warns_when_budgets_differ():

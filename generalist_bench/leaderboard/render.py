@@ -368,7 +368,8 @@ def render_leaderboard(model_dir: str | os.PathLike = "model_zoo", out_dir: str 
             slug = table_slug(key)
             stats, pairs = seeds.method_stats(cards.get(key, [])), seeds.paired(cards.get(key, []))
             image = to_png(key, trows, stats) if png else None
-            lines = seeds.markdown(stats, pairs)
+            # the repository holding model_dir holds the tuning logs the cards name
+            lines = seeds.markdown(stats, pairs, seeds.budget_check_of(stats, Path(model_dir).parent, out))
             written.append(atomic_write_text(out / f"{slug}.md", to_markdown(key, trows, slug, lines)))
             written.append(atomic_write_text(out / f"{slug}.csv", to_csv(trows)))
             written.append(atomic_write_text(out / f"{slug}.html", to_html(key, trows, slug, image, lines)))

@@ -13,9 +13,11 @@ otherwise it is listed as not comparable, with the reason.
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..registry import title as display_title
@@ -148,9 +150,10 @@ def _p(p: float | None) -> str:
     return "–" if p is None else f"{p:.3g}"
 
 
-def budget_lines(stats: Sequence[MethodStats]) -> list[str]:
-    """One paragraph: the budget the full entries share and where their hyperparameters were tuned, or a warning
-    naming the methods whose budgets differ."""
+def budget_lines(stats: Sequence[MethodStats], budget_check: tuple[str, str] | None = None) -> list[str]:
+    """One paragraph: the budget the full entries share and where their hyperparameters were tuned (and, given
+    ``budget_check`` = (its name, its link), the report on whether that budget is long enough), or a warning naming
+    the methods whose budgets differ."""
     budgets = {b for m in stats for b in m.budgets}
     if not budgets or budgets == {""}:
         return []
@@ -163,7 +166,9 @@ def budget_lines(stats: Sequence[MethodStats]) -> list[str]:
              if len(logs) == 1 and None not in logs else
              " No entry records where its hyperparameters were tuned." if logs == {None} else
              " Not every entry's hyperparameters come from one tuning log.")
-    return [f"Budget of every full entry: {budgets.pop()}.{tuned}", ""]
+    check = ("" if budget_check is None else " Whether that budget is long enough for each method (validation "
+             f"curves, longer-budget probes): [{budget_check[0]}]({budget_check[1]}).")
+    return [f"Budget of every full entry: {budgets.pop()}.{tuned}{check}", ""]
 
 
 @dataclass(frozen=True)
@@ -281,12 +286,24 @@ def verdict(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> list[str]:
         "independent (anti-conservative).", ""]
 
 
-def markdown(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> list[str]:
+def budget_check_of(stats: Sequence[MethodStats], root: Path, out: Path) -> tuple[str, str] | None:
+    """(name, link from ``out``) of the budget check beside the entries' shared tuning log (``<log>_budget.md``,
+    written by `generalist-bench tune --budget-check`) when it exists under ``root``; None otherwise."""
+    logs = {t for m in stats for t in m.tuning_logs}
+    if len(logs) != 1 or None in logs:
+        return None
+    name = logs.pop().removesuffix(".md") + "_budget.md"
+    doc = Path(root) / name
+    return (name, Path(os.path.relpath(doc, out)).as_posix()) if doc.is_file() else None
+
+
+def markdown(stats: Sequence[MethodStats], pairs: Sequence[Paired],
+             budget_check: tuple[str, str] | None = None) -> list[str]:
     if not stats:
         return []
     lines = ["## Methods over seeds", "",
              "Full entries only (quick and submitted entries are not pooled). Mean ± sample standard deviation over "
-             "seeds of the headline accuracies (AutoAttack's points).", "", *budget_lines(stats),
+             "seeds of the headline accuracies (AutoAttack's points).", "", *budget_lines(stats, budget_check),
              "| Trainer | Seeds | Clean % (mean ± std) | AA % (mean ± std) | n per seed | per seed (clean / AA) |",
              "|---|---|---|---|---:|---|"]
     for m in stats:
