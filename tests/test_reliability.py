@@ -175,7 +175,10 @@ def test_ctrl_c_is_one_line_exit_130_and_resumable(small_ckpt, tmp_path):
             "--n-examples", "40", "--batch-size", "4", "--eps", "0.1", "--no-progress",
             "--out", str(tmp_path / "r.json")]
     g = Gate(tmp_path / "gate", "eval-state-saved")
-    p = subprocess.Popen(_cli(*args), env=g.env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT restored to its default in the child: a shell's background job (`nohup pytest … &`) ignores SIGINT,
+    # children inherit that, and a Python started with SIGINT ignored never raises KeyboardInterrupt
+    p = subprocess.Popen(_cli(*args), env=g.env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     state = tmp_path / "r.json.state.json"
     g.release(p, 2)
     g.wait(p, 3)  # interrupt mid-run, while it waits after its third saved batch
