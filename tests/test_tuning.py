@@ -79,11 +79,11 @@ def test_generalist_trials_need_the_winners_and_take_their_optimisers(tmp_path):
     assert own["train.learners.1.optim.lr"] == 0.02 and own["train.learners.0.lr_from"] is None
 
 
-def test_tune_runs_a_trial_with_the_test_split_locked_and_logs_validation_only(tiny_budget, tmp_path,
-                                                                                monkeypatch, capsys):
+def _spy_test_split_reads(monkeypatch) -> list[str]:
+    """Each Trainer setup tries to read the test split first: "locked" or "read" per training, in order."""
     from generalist_bench.trainers import trainer as trainer_mod
 
-    seen = []
+    seen: list[str] = []
     real_setup = trainer_mod.Trainer._setup
 
     def spy_setup(self):
@@ -95,6 +95,14 @@ def test_tune_runs_a_trial_with_the_test_split_locked_and_logs_validation_only(t
         real_setup(self)
 
     monkeypatch.setattr(trainer_mod.Trainer, "_setup", spy_setup)
+    return seen
+
+
+def test_tune_runs_a_trial_with_the_test_split_locked_and_logs_validation_only(tiny_budget, tmp_path,
+                                                                                monkeypatch, capsys):
+    from generalist_bench.trainers import trainer as trainer_mod
+
+    seen = _spy_test_split_reads(monkeypatch)
     root, log = tmp_path / "runs", tmp_path / "docs" / "tuning_log"
     args = ["tune", "--only", "standard-lr0.05", "--root", str(root), "--log", str(log), "--no-progress"]
     assert cli_main(args) == 0
@@ -272,18 +280,7 @@ def test_budget_probe_trains_with_the_test_split_locked_once_and_reports_its_gai
     monkeypatch.setattr(T, "probe_epochs", lambda method, scale: round(scale * 4))
     monkeypatch.setattr(T, "probe_config", lambda m, epochs: resolve_config(
         f"fmnist-smallcnn-{m}", tiny | {"train.epochs": epochs}))
-    seen = []
-    real_setup = trainer_mod.Trainer._setup
-
-    def spy_setup(self):
-        try:
-            load_dataset("fashion_mnist", "test")
-            seen.append("read")
-        except SplitLockedError:
-            seen.append("locked")
-        real_setup(self)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "_setup", spy_setup)
+    seen = _spy_test_split_reads(monkeypatch)
     full, probes, out = tmp_path / "full", tmp_path / "probes", tmp_path / "docs" / "budget"
     _final_run(full, "fmnist-smallcnn-standard", 0, [(10, 0), (20, 0), (30, 0), (40, 0)], criterion="clean")
     args = ["tune", "--budget-probe", "--methods", "standard", "--full-root", str(full), "--probe-root", str(probes),
