@@ -17,8 +17,9 @@ trials then vary what only Generalist has: the natural learner's final mixing we
 redistribution period c (as fractions of training, so that they scale to the final budget).
 
 ``--budget-check`` reports whether the final runs' validation curves flattened by the end of the shared budget;
-``--budget-probe`` trains each final preset again at each of ``PROBE_SCALES`` × its epochs (seed ``PROBE_SEED``, test
-split locked) and adds to that report how much each longer budget gains over the next shorter one.
+``--budget-probe`` trains each final preset again at ``PROBE_SCALES`` × its epochs in turn (seed ``PROBE_SEED``, test
+split locked), stopping for a method at the first budget no longer one beats by ``FLAT_TOL`` points, and adds to that
+report how much each longer budget gains over the next shorter one and the shared budget the ladder supports.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from .data.splits import split_locked
 from .errors import ConfigError
 from .presets import fmnist_merge_epochs, get_preset, resolve_config
 from .trainers.summary import SummaryError, TrainSummary
-from .utils.io import atomic_write_bytes, atomic_write_text, read_jsonl
+from .utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl
 
 TUNE_BUDGET: dict[str, Any] = {
     "data.train_subset": 20000,
@@ -386,7 +387,7 @@ BUDGET_STEM = LOG_STEM.with_name(LOG_STEM.name + "_budget")
 FLAT_WINDOW = 3
 FLAT_TOL = 1.0
 PROBE_ROOT = Path("runs") / "budget_probe"
-PROBE_SCALES = (1.5, 2.0)  # the ladder of longer budgets, in × the shared budget
+PROBE_SCALES = (1.5, 2.0, 3.0, 4.0)  # the ladder of longer budgets, in × the shared budget, climbed until flat
 PROBE_SEED = 0
 PROBE_ORDER = ("pgd_at", "trades", "standard", "generalist")  # most in doubt first (see the budget check)
 
@@ -478,8 +479,10 @@ def write_budget(root: Path = FULL_ROOT, stem: Path = BUDGET_STEM, probe_root: P
 # schedule stretched with it: the lr multiplier and γ are functions of the fraction of training; Generalist's t′
 # and c, absolute epochs in the preset, scale as the tuning's fractions 0.5·E and 0.1·E did), and each budget's
 # best validation score compared with the next shorter one's (the shortest being the final run of the same seed).
-# A budget is long enough for a method once the next longer one gains under FLAT_TOL points. Validation split
-# only: the test split is locked while a probe trains.
+# A budget is long enough for a method once no longer one beats it by FLAT_TOL points; the ladder is climbed rung
+# by rung and stops for a method as soon as such a budget exists (each rung is CPU hours), or at its top rung. The
+# shared budget the ladder supports is the longest of the methods' long-enough budgets. Validation split only: the
+# test split is locked while a probe trains.
 
 
 def probe_epochs(method: str, scale: float) -> int:
@@ -541,8 +544,9 @@ def probe_rows(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> li
     (the final run and every finished probe under ``probe_root``, ``<preset>-e<epochs>/seed0``, whatever budget
     it was stretched from; a probe as long as the final run is left out; a run still training is not finished),
     each with its selected epoch, its score and its gain over the budget before it. ``enough_at``: the shortest
-    budget that no longer one beats by FLAT_TOL points or more (None while there is none); ``complete``: every
-    budget of PROBE_SCALES × the shared one has finished, so that ``enough_at`` is not provisional."""
+    budget that no longer one beats by FLAT_TOL points or more (None while there is none); ``complete``: the ladder
+    has stopped for this method (``enough_at`` found, or every budget of PROBE_SCALES × the shared one finished);
+    ``next``: the next budget to probe, None once complete."""
     rows = []
     for method in PROBE_ORDER:
         final = _finished_curve(Path(full_root) / f"fmnist-smallcnn-{method}" / f"seed{PROBE_SEED}")
@@ -573,10 +577,20 @@ def probe_rows(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> li
                            "cpu": summary.hardware.get("cpu") or "unknown"})
         enough = next((a["epochs"] for i, a in enumerate(ladder[:-1])
                        if max(b["score"] for b in ladder[i + 1:]) - a["score"] < FLAT_TOL), None)
-        complete = all(probe_epochs(method, s) in runs for s in PROBE_SCALES)
+        todo = [e for e in (probe_epochs(method, s) for s in PROBE_SCALES) if e not in runs]
+        complete = enough is not None or not todo
         rows.append({"preset": f"fmnist-smallcnn-{method}", "method": method, "seed": PROBE_SEED,
-                     "shared": final[0].epochs, "ladder": ladder, "enough_at": enough, "complete": complete})
+                     "shared": final[0].epochs, "ladder": ladder, "enough_at": enough, "complete": complete,
+                     "next": None if complete else todo[0]})
     return rows
+
+
+def supported_budget(rows: list[dict[str, Any]]) -> int | None:
+    """The shared budget the ladder supports: the longest of the methods' long-enough budgets, once every method
+    in ``rows`` has one (None before; a method whose ladder topped out without one keeps it None)."""
+    if not rows or any(r["enough_at"] is None for r in rows):
+        return None
+    return max(r["enough_at"] for r in rows)
 
 
 def render_probe(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> list[str]:
@@ -587,12 +601,14 @@ def render_probe(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> 
     scales = ", ".join(f"{s:g}×" for s in PROBE_SCALES)
     md = ["", "## Longer budgets: does training longer help?", "",
           f"Written by `generalist-bench tune --budget-probe` (runs under `{PROBE_ROOT.as_posix()}/`): each preset "
-          f"again at {scales} the shared budget, seed {PROBE_SEED}, its schedule stretched with it (lr and γ "
+          f"again at {scales} the shared budget in turn, seed {PROBE_SEED}, its schedule stretched with it (lr and γ "
           "follow the fraction of training; Generalist's t′ and c scale as the tuning's 0.5·E and 0.1·E), the test "
           "split locked. The shared budget's row is the final run of the same seed. Each budget is scored at its own "
           "selected epoch, and its *gain* is its score minus the next shorter budget's. A budget is **long "
-          f"enough** for a method when no longer budget beats its score by {FLAT_TOL:g} point or more; until "
-          "every budget of the ladder has run, that verdict is marked *so far*. "
+          f"enough** for a method when no longer budget beats its score by {FLAT_TOL:g} point or more; the ladder "
+          "stops for a method at its first such budget (or at its top rung), and until it has stopped the verdict is "
+          "marked *so far*. The shared budget the ladder supports is the longest of the methods' long-enough "
+          "budgets. "
           "One seed per budget: read a gain beside the *seed spread*, the range of the best score over the final "
           "runs' seeds at the shared budget; a gain inside it is within seed noise.", ""]
     probed = [r for r in rows if len(r["ladder"]) > 1]
@@ -626,10 +642,17 @@ def render_probe(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> 
         if not r["complete"]:
             verdict += " *so far*"
         md.append(f"- `{r['preset']}`: {verdict} ({steps})")
-    todo = [f"`{r['preset']}` at {e} epochs" for r in rows for e in (probe_epochs(r["method"], s) for s in PROBE_SCALES)
-            if _finished_curve(probe_dir(r["method"], e, probe_root)) is None]
+    todo = [f"`{r['preset']}` at {r['next']} epochs" for r in rows if r["next"] is not None]
     if todo:
-        md += ["", "Not probed yet: " + ", ".join(todo) + "."]
+        md += ["", "Next rung to probe: " + ", ".join(todo) + "."]
+    budget, shared = supported_budget(rows), sorted({r["shared"] for r in rows})
+    if budget is None:
+        md += ["", "Shared budget the ladder supports: **not known yet** (not every method has a long-enough budget)."]
+    else:
+        now = f"the presets' {shared[0]} epochs" if len(shared) == 1 else "the presets' budgets"
+        md += ["", f"Shared budget the ladder supports: **{budget} epochs** (the longest of the methods' long-enough "
+               f"budgets), against {now}" + (": long enough." if max(shared) >= budget else
+                                               ": too short, the presets' budget should grow to it.")]
     return md
 
 
@@ -646,6 +669,99 @@ def run_probe(method: str, epochs: int, root: Path = PROBE_ROOT, *, progress: bo
         Trainer(probe_config(method, epochs), d, resume=True, progress=progress).run()
     (d / "checkpoint.pt").unlink(missing_ok=True)  # finished: best.pt + history suffice
     return d
+
+
+# ------------------------------------------------------------------------------------------ budget change
+# When the shared budget changes (presets.FMNIST_EPOCHS), the final runs of the old budget are no longer the presets'
+# runs: train_and_submit would refuse them as runs of another config. ``adopt_budget`` moves each of them into the
+# ladder, ``<probe_root>/<preset>-e<old epochs>/seed<k>`` (seed 0 is the ladder's rung of that budget, the other seeds
+# its seed spread), and makes a finished probe at the new budget the seed-0 final run: it is the new preset's
+# recipe exactly (checked), trained with the test split locked, so only its name and description change. Everything
+# is checked before anything moves; every move is one rename.
+
+
+def _final_config(preset: str, seed: int):
+    """The config train_and_submit trains for ``preset`` at ``seed`` under the full profile."""
+    from .train_and_submit import FULL
+
+    return resolve_config(FULL.apply(resolve_config(preset)), [f"train.seed={seed}"])
+
+
+def _saved_config(d: Path):
+    try:
+        return config_from_dict(json.loads((d / "config.json").read_text()))
+    except (OSError, ValueError, ConfigError) as e:
+        raise ConfigError(f"{d}: a run whose config.json cannot be read ({e})") from None
+
+
+def adopt_budget(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> list[str]:
+    """Make the run directories follow the presets' current budget (see above); returns what it did, one line per
+    move. A run of another budget still training, a destination already taken or a probe of another recipe is one
+    ConfigError before any move."""
+    moves: list[tuple[Path, Path]] = []
+    promote: list[tuple[Path, Path, Any]] = []
+    for method in PROBE_ORDER:
+        preset = f"fmnist-smallcnn-{method}"
+        base = Path(full_root) / preset
+        epochs = get_preset(preset).train.epochs
+        seed_dirs = sorted(base.glob("seed*")) if base.is_dir() else []
+        for d in seed_dirs:
+            seed = int(d.name[4:]) if d.name[4:].isdigit() else None
+            if seed is None:
+                raise ConfigError(f"{d}: not a seed directory (seed<k>) of a final run; move it away")
+            if _saved_config(d) == _final_config(preset, seed):
+                continue  # already a run of the current budget
+            finished = _finished_curve(d)
+            if finished is None:
+                raise ConfigError(f"{d}: a run of another recipe than `{preset}` still training (no summary.json); "
+                                  "finish it under the old budget or delete it before changing the budget")
+            old = finished[0].epochs
+            if old == epochs:
+                raise ConfigError(f"{d}: a finished run of `{preset}` at its current {epochs} epochs but of another "
+                                  "recipe (the preset changed otherwise); delete it to retrain")
+            dest = Path(probe_root) / f"{preset}-e{old}" / d.name
+            if dest.exists():
+                raise ConfigError(f"{d} would move to {dest}, which exists; resolve by hand")
+            if seed == PROBE_SEED:
+                _check_probe_recipe(d, method, old)
+            moves.append((d, dest))
+        probe = probe_dir(method, epochs, probe_root)
+        seed0 = base / f"seed{PROBE_SEED}"
+        free = not seed0.exists() or any(src == seed0 for src, _ in moves)
+        if free and _finished_curve(probe) is not None:
+            _check_probe(probe, method, epochs)
+            want = _final_config(preset, PROBE_SEED)
+            saved = _saved_config(probe)
+            if replace(saved, name=want.name, description=want.description) != want:
+                raise ConfigError(f"{probe}: its recipe is not `{preset}`'s final run at seed {PROBE_SEED}")
+            promote.append((probe, seed0, want))
+    done = []
+    for src, dest in moves:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        src.rename(dest)
+        done.append(f"moved {src} -> {dest} (a run of an earlier budget: kept in the ladder)")
+    for src, dest, want in promote:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        src.rename(dest)
+        summary = json.loads((dest / "summary.json").read_text())
+        atomic_write_json(dest / "summary.json", summary | {"config_name": want.name})
+        atomic_write_json(dest / "config.json", want.to_dict())
+        done.append(f"moved {src} -> {dest} (the finished probe at the new budget is its seed-{PROBE_SEED} final "
+                    "run: same recipe, renamed)")
+        if src.parent.is_dir() and not any(src.parent.iterdir()):
+            src.parent.rmdir()
+    return done
+
+
+def _check_probe_recipe(d: Path, method: str, epochs: int) -> None:
+    """A final run of an earlier budget moving into the ladder must be the current preset stretched to its epochs
+    (what the ladder's probe check will ask of it), else the move would break the budget check."""
+    try:
+        _check_probe(d, method, epochs)
+    except ConfigError:
+        raise ConfigError(f"{d}: a final run of `fmnist-smallcnn-{method}` at {epochs} epochs whose recipe is not the "
+                          "current preset's stretched to them (the preset changed beyond its budget); it cannot join "
+                          "the ladder: move or delete it by hand") from None
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -678,10 +794,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "validation curve flattened by the end of the shared budget?), train nothing")
     p.add_argument("--budget-probe", action="store_true",
                    help=f"train the budget probes of --methods (default all: {', '.join(PROBE_ORDER)}) that have "
-                        f"not finished: each final preset at {' and '.join(f'{x:g}' for x in PROBE_SCALES)}x its "
-                        f"epochs, seed {PROBE_SEED}, "
+                        f"not finished: each final preset at {', '.join(f'{x:g}' for x in PROBE_SCALES)}x its "
+                        f"epochs in turn until no longer budget beats one by {FLAT_TOL:g} point, seed {PROBE_SEED}, "
                         "validation only; then write the budget check with their comparison")
     p.add_argument("--probe-root", default=str(PROBE_ROOT), help=f"budget probe runs (default {PROBE_ROOT})")
+    p.add_argument("--adopt-budget", action="store_true",
+                   help="after a change of the shared budget (presets.FMNIST_EPOCHS): move the final runs of the old "
+                        "budget into the probe ladder and make each finished probe at the new budget its preset's "
+                        "seed-0 final run; train nothing")
     p.add_argument("--full-root", default=str(FULL_ROOT), help=f"final run directories (default {FULL_ROOT})")
     p.add_argument("--budget-out", default=str(BUDGET_STEM),
                    help=f"budget check path without suffix (default {BUDGET_STEM})")
@@ -701,14 +821,22 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.adopt_budget:
+        for line in adopt_budget(Path(args.full_root), Path(args.probe_root)):
+            print(line)
+        print(f"budget check: {write_budget(Path(args.full_root), Path(args.budget_out), Path(args.probe_root))}")
+        return 0
     if args.budget_check or args.budget_probe:
         full, probes = Path(args.full_root), Path(args.probe_root)
         if not full.is_dir():
             raise ConfigError(f"--full-root {full}: no such directory")
         render_budget(full, probes)  # a damaged run is reported before any training
         if args.budget_probe:
-            for scale in PROBE_SCALES:  # every method at the shorter budget first
+            for scale in PROBE_SCALES:  # every method at the shorter budget first, each until its curve is flat
                 for m in [m for m in PROBE_ORDER if args.methods is None or m in args.methods]:
+                    row = next((r for r in probe_rows(full, probes) if r["method"] == m), None)
+                    if row is not None and row["enough_at"] is not None:
+                        continue
                     d = run_probe(m, probe_epochs(m, scale), probes, progress=not args.no_progress)
                     print(f"[budget probe] {m} x{scale:g}: finished in {d}", file=sys.stderr, flush=True)
                     write_budget(full, Path(args.budget_out), probes)

@@ -246,8 +246,8 @@ def test_budget_probe_is_each_final_preset_stretched_with_its_schedule():
 
     from generalist_bench.presets import get_preset
 
-    assert T.PROBE_SCALES == (1.5, 2.0)
-    for scale, epochs in zip(T.PROBE_SCALES, (15, 20), strict=True):
+    assert T.PROBE_SCALES == (1.5, 2.0, 3.0, 4.0)
+    for scale, epochs in zip(T.PROBE_SCALES, (15, 20, 30, 40), strict=True):
         for m in T.PROBE_ORDER:
             assert T.probe_epochs(m, scale) == epochs
             base, probe = get_preset(f"fmnist-smallcnn-{m}"), T.probe_config(m, epochs)
@@ -266,45 +266,82 @@ def test_budget_probe_is_each_final_preset_stretched_with_its_schedule():
         base = get_preset(f"fmnist-smallcnn-{m}")
         same = T.probe_config(m, base.train.epochs)
         assert replace(same, name=base.name, description=base.description) == base, m
-    for epochs, want in ((15, (8, 2)), (20, (10, 2))):
+    for epochs, want in ((15, (8, 2)), (20, (10, 2)), (30, (15, 3))):
         g = T.probe_config("generalist", epochs).train.merge
         assert (g.warmup_epochs, g.redistribute_every) == want
 
 
-def test_budget_probe_trains_with_the_test_split_locked_once_and_reports_its_gain(tmp_path, monkeypatch):
+def test_budget_probe_trains_with_the_test_split_locked_and_stops_once_longer_does_not_pay(tmp_path, monkeypatch):
     from generalist_bench.presets import resolve_config
     from generalist_bench.trainers import trainer as trainer_mod
 
     tiny = {"data.train_subset": 256, "train.selection.n_val": 50, "train.selection.attack_steps": 2}
-    # a 4-epoch final run: probes of 6 and 8 epochs, tiny trainings
+    # a 4-epoch final run: probes of 6, 8, 12, 16 epochs, tiny trainings
     monkeypatch.setattr(T, "probe_epochs", lambda method, scale: round(scale * 4))
     monkeypatch.setattr(T, "probe_config", lambda m, epochs: resolve_config(
         f"fmnist-smallcnn-{m}", tiny | {"train.epochs": epochs}))
     seen = _spy_test_split_reads(monkeypatch)
     full, probes, out = tmp_path / "full", tmp_path / "probes", tmp_path / "docs" / "budget"
-    _final_run(full, "fmnist-smallcnn-standard", 0, [(10, 0), (20, 0), (30, 0), (40, 0)], criterion="clean")
+    # a final run no tiny training gets near (99 % validation clean): the first probe gains nothing, the ladder stops
+    _final_run(full, "fmnist-smallcnn-standard", 0, [(10, 0), (20, 0), (30, 0), (99, 0)], criterion="clean")
     args = ["tune", "--budget-probe", "--methods", "standard", "--full-root", str(full), "--probe-root", str(probes),
             "--budget-out", str(out), "--no-progress"]
     assert cli_main(args) == 0
-    assert seen == ["locked", "locked"]  # one probe per scale, each with the test split locked
+    assert seen == ["locked"]  # one probe, trained with the test split locked; the 8-, 12- and 16-epoch rungs not
     (row,) = T.probe_rows(full, probes)
-    final, *ladder = row["ladder"]
-    assert final["score"] == 40 and final["gain"] is None and [a["epochs"] for a in ladder] == [6, 8]
-    prev = 40
-    for epochs, a in zip((6, 8), ladder, strict=True):
-        run = T.probe_dir("standard", epochs, probes)
-        assert (run / "best.pt").exists() and not (run / "checkpoint.pt").exists()
-        hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-        assert a["score"] == max(h["val_clean"] for h in hist) and a["gain"] == pytest.approx(a["score"] - prev)
-        prev = a["score"]
+    final, probe = row["ladder"]
+    assert final["score"] == 99 and final["gain"] is None and probe["epochs"] == 6
+    run = T.probe_dir("standard", 6, probes)
+    assert (run / "best.pt").exists() and not (run / "checkpoint.pt").exists()
+    assert not T.probe_dir("standard", 8, probes).exists()
+    hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert len(hist) == 6 and probe["score"] == max(h["val_clean"] for h in hist) < 99
+    assert probe["gain"] == pytest.approx(probe["score"] - 99)
+    assert row["enough_at"] == 4 and row["complete"] and row["next"] is None
     md = (tmp_path / "docs" / "budget.md").read_text()
     assert md == T.render_budget(full, probes)
-    assert "| fmnist-smallcnn-standard | 0 | 4 (shared budget) | 4 | 40.0 / 0.0 | 40.0 | — | 0.0 (1) |" in md
+    assert "| fmnist-smallcnn-standard | 0 | 4 (shared budget) | 4 | 99.0 / 0.0 | 99.0 | — | 0.0 (1) |" in md
     assert "| fmnist-smallcnn-standard | 0 | 6 | " in md
-    assert "Not probed yet" not in md
+    assert "Next rung" not in md
+    assert "Shared budget the ladder supports: **4 epochs** (the longest of the methods' long-enough budgets), " \
+           "against the presets' 4 epochs: long enough." in md
     # a finished probe is not trained again
     monkeypatch.setattr(trainer_mod.Trainer, "run", lambda self: pytest.fail("retrained a finished probe"))
     assert cli_main(args) == 0
+
+
+def test_budget_probe_climbs_each_method_until_its_curve_is_flat(tmp_path, monkeypatch):
+    """Rung by rung, shorter budgets first for every method; a method stops at its first budget no longer one beats
+    by FLAT_TOL points, and the supported shared budget is the longest of those."""
+    monkeypatch.setattr(T, "probe_epochs", lambda method, scale: round(scale * 4))  # rungs 6, 8, 12, 16
+    full, probes, out = tmp_path / "full", tmp_path / "probes", tmp_path / "docs" / "budget"
+    _final_run(full, "fmnist-smallcnn-pgd_at", 0, [(70, 60), (80, 70)] * 2)             # score 150 at 4 epochs
+    _final_run(full, "fmnist-smallcnn-standard", 0, [(90, 0)] * 4, criterion="clean")   # score 90
+    tops = {("pgd_at", 6): (83, 70), ("pgd_at", 8): (85, 70), ("pgd_at", 12): (85.5, 70), ("pgd_at", 16): (99, 99),
+            ("standard", 6): (90.2, 0), ("standard", 8): (99, 0)}
+    calls = []
+
+    def fake_run_probe(method, epochs, root, *, progress=True):
+        calls.append((method, epochs))
+        crit = "clean" if method == "standard" else "clean+robust"
+        return _probe_run(root, method, [(50, 40)] * (epochs - 1) + [tops[method, epochs]], criterion=crit)
+
+    monkeypatch.setattr(T, "run_probe", fake_run_probe)
+    args = ["tune", "--budget-probe", "--methods", "pgd_at", "standard", "--full-root", str(full), "--probe-root",
+            str(probes), "--budget-out", str(out), "--no-progress"]
+    assert cli_main(args) == 0
+    # PGD-AT: +3 at 6, +2 at 8, +0.5 at 12 → 8 is enough, 16 never trained; standard: +0.2 at 6 → 4 is enough
+    assert calls == [("pgd_at", 6), ("standard", 6), ("pgd_at", 8), ("pgd_at", 12)]
+    rows = {r["method"]: r for r in T.probe_rows(full, probes)}
+    assert rows["pgd_at"]["enough_at"] == 8 and rows["standard"]["enough_at"] == 4
+    assert all(r["complete"] and r["next"] is None for r in rows.values())
+    assert T.supported_budget(list(rows.values())) == 8
+    md = (tmp_path / "docs" / "budget.md").read_text()
+    assert "- `fmnist-smallcnn-pgd_at`: **8 epochs** (4 → 6: +3.0, 6 → 8: +2.0, 8 → 12: +0.5)" in md
+    assert "Shared budget the ladder supports: **8 epochs** (the longest of the methods' long-enough budgets), " \
+           "against the presets' 4 epochs: too short, the presets' budget should grow to it." in md
+    calls.clear()
+    assert cli_main(args) == 0 and calls == []  # stopped ladders are not climbed again
 
 
 def _probe_run(root, method, curve, criterion="clean+robust"):
@@ -354,15 +391,19 @@ def test_budget_probe_ladder_says_from_which_budget_longer_training_stops_paying
     assert rows["pgd_at"]["enough_at"] == 6 and rows["trades"]["enough_at"] == 4
     assert [a["score"] for a in rows["trades"]["ladder"]] == [150, 149, 150.8]
     assert rows["generalist"]["enough_at"] is None
-    assert [a["score"] for a in rows["standard"]["ladder"]] == [91, 91.5] and not rows["standard"]["complete"]
+    # standard: 4 → 6 gains +0.5, so 4 is enough and its ladder stops (the 8-epoch run in progress is not a rung)
+    assert [a["score"] for a in rows["standard"]["ladder"]] == [91, 91.5] and rows["standard"]["complete"]
+    assert rows["generalist"]["next"] == 12 and not rows["generalist"]["complete"]
+    assert T.supported_budget(list(rows.values())) is None
     md = T.render_budget(full, probes)
     assert "| fmnist-smallcnn-pgd_at | 0 | 4 (shared budget) | 4 | 80.0 / 70.0 | 150.0 | — | 1.5 (3) |" in md
     assert "| fmnist-smallcnn-pgd_at | 0 | 6 | 4 | 82.0 / 71.0 | 153.0 | +3.0 |  |" in md
     assert "- `fmnist-smallcnn-pgd_at`: **6 epochs** (4 → 6: +3.0, 6 → 8: +0.5)" in md
     assert "- `fmnist-smallcnn-trades`: **4 epochs** (4 → 6: -1.0, 6 → 8: +1.8)" in md
-    assert "- `fmnist-smallcnn-generalist`: **not shown** up to 8 epochs (4 → 6: +0.5, 6 → 8: +2.0)" in md
-    assert "- `fmnist-smallcnn-standard`: **4 epochs** *so far* (4 → 6: +0.5)" in md
-    assert "Not probed yet: `fmnist-smallcnn-standard` at 8 epochs." in md
+    assert "- `fmnist-smallcnn-generalist`: **not shown** up to 8 epochs *so far* (4 → 6: +0.5, 6 → 8: +2.0)" in md
+    assert "- `fmnist-smallcnn-standard`: **4 epochs** (4 → 6: +0.5)" in md
+    assert "Next rung to probe: `fmnist-smallcnn-generalist` at 12 epochs." in md
+    assert "Shared budget the ladder supports: **not known yet**" in md
     assert "| 2.5 |  | 0 | AMD EPYC |" not in md and "| +2.0 |  | 0 | AMD EPYC |" in md and "| 0 | unknown |" in md
     assert "Trained on 2 kinds of CPU (AMD EPYC, unknown)" in md
     # a probe whose name and length disagree, or of an edited preset, is one clear error
@@ -395,3 +436,78 @@ def test_a_damaged_budget_probe_stops_the_probe_command_before_any_training(tmp_
     assert out.with_suffix(".md").read_text() == "the report before"
     with pytest.raises(ConfigError, match="summary says 6 epochs, its history holds 0"):
         T.render_budget(full, probes)
+
+
+def _old_budget_run(full, preset, method, seed, epochs, weights):
+    """A finished final run of ``preset`` at an earlier shared budget of ``epochs``: the preset stretched to them."""
+    from dataclasses import replace
+
+    from generalist_bench.presets import get_preset
+
+    d = _final_run(full, preset, seed, [(70, 60)] * (epochs - 1) + [(80, 70)])
+    cfg = replace(T.probe_config(method, epochs), name=preset, description=get_preset(preset).description)
+    (d / "config.json").write_text(json.dumps(cfg.with_overrides({"train.seed": seed}).to_dict()))
+    (d / "best.pt").write_bytes(weights)
+    return d
+
+
+def test_adopt_budget_moves_old_final_runs_into_the_ladder_and_makes_the_probe_the_seed0_run(tmp_path):
+    from generalist_bench.trainers.trainer import Trainer
+
+    full, probes, out = tmp_path / "full", tmp_path / "probes", tmp_path / "docs" / "budget"
+    preset, epochs = "fmnist-smallcnn-pgd_at", T.probe_epochs("pgd_at", 1.0)  # the presets' current budget
+    for seed in (0, 1, 2):  # the old budget: 4 epochs
+        _old_budget_run(full, preset, "pgd_at", seed, 4, b"w%d" % seed)
+    probe = _probe_run(probes, "pgd_at", [(70, 60)] * (epochs - 1) + [(85, 75)])
+    (probe / "best.pt").write_bytes(b"probe")
+    std = _final_run(full, "fmnist-smallcnn-standard", 0, [(90, 0)] * epochs, criterion="clean")  # already current
+    (std / "config.json").write_text(json.dumps(T._final_config("fmnist-smallcnn-standard", 0).to_dict()))
+    before = (std / "config.json").read_text()
+
+    args = ["tune", "--adopt-budget", "--full-root", str(full), "--probe-root", str(probes), "--budget-out", str(out)]
+    assert cli_main(args) == 0
+    for seed in (0, 1, 2):  # the old budget's runs, weights and all, now in the ladder
+        assert (probes / f"{preset}-e4" / f"seed{seed}" / "best.pt").read_bytes() == b"w%d" % seed
+    new = full / preset / "seed0"
+    assert (new / "best.pt").read_bytes() == b"probe" and not probe.parent.exists()
+    assert sorted(p.name for p in (full / preset).iterdir()) == ["seed0"]
+    want = T._final_config(preset, 0)
+    assert json.loads((new / "config.json").read_text()) == want.to_dict()
+    assert json.loads((new / "summary.json").read_text())["config_name"] == preset
+    # train_and_submit's trainer reopens it as the finished run of its config: nothing to train, no config error
+    summary, history = Trainer(want, new, resume=True, progress=False)._finished_record()
+    assert summary.epochs == len(history) == epochs
+    assert (std / "config.json").read_text() == before
+    (row,) = [r for r in T.probe_rows(full, probes) if r["method"] == "pgd_at"]
+    assert [a["epochs"] for a in row["ladder"]] == [4, epochs] and row["ladder"][1]["score"] == 160
+    assert (tmp_path / "docs" / "budget.md").read_text() == T.render_budget(full, probes)
+    assert T.adopt_budget(full, probes) == []  # done: a second call changes nothing
+
+
+def test_adopt_budget_refuses_before_moving_anything(tmp_path):
+    full, probes = tmp_path / "full", tmp_path / "probes"
+    preset = "fmnist-smallcnn-trades"
+    seed0 = _old_budget_run(full, preset, "trades", 0, 4, b"w0")
+    snapshot = sorted(str(p) for p in tmp_path.rglob("*"))
+    # a run of the old budget still training
+    running = full / preset / "seed1"
+    running.mkdir()
+    (running / "config.json").write_text((seed0 / "config.json").read_text())
+    (running / "checkpoint.pt").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="still training"):
+        T.adopt_budget(full, probes)
+    shutil.rmtree(running)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == snapshot
+    # a destination already taken
+    (probes / f"{preset}-e4" / "seed0").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="which exists"):
+        T.adopt_budget(full, probes)
+    shutil.rmtree(probes)
+    # a probe at the new budget of another recipe
+    probe = _probe_run(probes, "trades", [(70, 60)] * T.probe_epochs("trades", 1.0))
+    cfg = json.loads((probe / "config.json").read_text())
+    cfg["train"]["learners"][0]["optim"]["lr"] = 0.01
+    (probe / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match="another recipe"):
+        T.adopt_budget(full, probes)
+    assert (seed0 / "best.pt").read_bytes() == b"w0" and probe.is_dir()
