@@ -386,6 +386,12 @@ FULL_ROOT = Path("runs") / "full"
 BUDGET_STEM = LOG_STEM.with_name(LOG_STEM.name + "_budget")
 FLAT_WINDOW = 3
 FLAT_TOL = 1.0
+
+
+def _gain(new: float, old: float) -> float:
+    """``new - old`` for scores that are sums of percentages with a few decimals, without the float residue that
+    would make a gain printed as +1.0 fall under FLAT_TOL (86.9 + 70.7 is 157.60000000000002)."""
+    return round(new - old, 6)
 PROBE_ROOT = Path("runs") / "budget_probe"
 PROBE_SCALES = (1.5, 2.0, 3.0, 4.0)  # the ladder of longer budgets, in × the shared budget, climbed until flat
 PROBE_SEED = 0
@@ -415,8 +421,8 @@ def budget_rows(root: Path = FULL_ROOT) -> list[dict[str, Any]]:
         rows.append({"preset": d.parent.name, "seed": summary.seed, "trainer": summary.trainer,
                      "criterion": criterion, "epochs": len(history), "chosen_epoch": chosen["epoch"],
                      "val_clean": chosen["val_clean"], "val_pgd20": chosen.get("val_robust", 0.0),
-                     "best_before": before, "best": best, "gain": best - before,
-                     "last_step": scores[-1] - scores[-2], "flat": best - before < FLAT_TOL,
+                     "best_before": before, "best": best, "gain": _gain(best, before),
+                     "last_step": _gain(scores[-1], scores[-2]), "flat": _gain(best, before) < FLAT_TOL,
                      "curve": [(h["epoch"], round(h["val_clean"], 1), round(h.get("val_robust", 0.0), 1))
                                for h in history]})
     return rows
@@ -572,11 +578,11 @@ def probe_rows(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> li
             score = _score(chosen, criterion)
             ladder.append({"epochs": len(history), "chosen": chosen["epoch"], "clean": chosen["val_clean"],
                            "pgd20": chosen.get("val_robust", 0.0), "score": score,
-                           "gain": score - ladder[-1]["score"] if ladder else None,
+                           "gain": _gain(score, ladder[-1]["score"]) if ladder else None,
                            "wall_min": summary.train_wall_time_s / 60,
                            "cpu": summary.hardware.get("cpu") or "unknown"})
         enough = next((a["epochs"] for i, a in enumerate(ladder[:-1])
-                       if max(b["score"] for b in ladder[i + 1:]) - a["score"] < FLAT_TOL), None)
+                       if _gain(max(b["score"] for b in ladder[i + 1:]), a["score"]) < FLAT_TOL), None)
         todo = [e for e in (probe_epochs(method, s) for s in PROBE_SCALES) if e not in runs]
         complete = enough is not None or not todo
         rows.append({"preset": f"fmnist-smallcnn-{method}", "method": method, "seed": PROBE_SEED,

@@ -511,3 +511,19 @@ def test_adopt_budget_refuses_before_moving_anything(tmp_path):
     with pytest.raises(ConfigError, match="another recipe"):
         T.adopt_budget(full, probes)
     assert (seed0 / "best.pt").read_bytes() == b"w0" and probe.is_dir()
+
+
+def test_a_gain_of_exactly_one_point_is_not_flat_despite_float_residue(tmp_path, monkeypatch):
+    """86.9 + 70.7 is 157.60000000000002 in floats: 87.0 + 71.6 beats it by 0.99999…; the rule says 1 point or more,
+    and the report prints +1.0, so it must count as a gain (the TRADES 15 → 20 epoch probe was exactly this)."""
+    assert 87.0 + 71.6 - (86.9 + 70.7) < T.FLAT_TOL  # the residue this test is about
+    monkeypatch.setattr(T, "probe_epochs", lambda method, scale: round(scale * 4))
+    full, probes = tmp_path / "full", tmp_path / "probes"
+    _final_run(full, "fmnist-smallcnn-trades", 0, [(70, 60), (75, 65), (80, 70), (86.9, 70.7)])
+    _probe_run(probes, "trades", [(70, 60)] * 5 + [(87.0, 71.6)])
+    (row,) = T.probe_rows(full, probes)
+    assert row["ladder"][1]["gain"] == 1.0 and row["enough_at"] is None and row["next"] == 8
+    # the within-run check: the last 3 epochs add exactly 1 point over the best before them
+    _final_run(full, "p-trades", 0, [(80, 70), (86.9, 70.7), (85, 70), (86, 70), (87.0, 71.6)])
+    (r,) = [r for r in T.budget_rows(full) if r["preset"] == "p-trades"]
+    assert r["gain"] == 1.0 and not r["flat"]
