@@ -18,8 +18,9 @@ redistribution period c (as fractions of training, so that they scale to the fin
 
 ``--budget-check`` reports whether the final runs' validation curves flattened by the end of the shared budget;
 ``--budget-probe`` trains each final preset again at ``PROBE_SCALES`` × its epochs in turn (seed ``PROBE_SEED``, test
-split locked), stopping for a method at the first budget no longer one beats by ``FLAT_TOL`` points, and adds to that
-report how much each longer budget gains over the next shorter one and the shared budget the ladder supports.
+split locked), stopping for a method once a budget has ``PROBE_PATIENCE`` longer ones none of which beats it by
+``FLAT_TOL`` points, and adds to that report how much each longer budget gains over the next shorter one and the shared
+budget the ladder supports.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -389,12 +391,14 @@ FLAT_TOL = 1.0
 
 
 def _gain(new: float, old: float) -> float:
-    """``new - old`` for scores that are sums of percentages with a few decimals, without the float residue that
-    would make a gain printed as +1.0 fall under FLAT_TOL (86.9 + 70.7 is 157.60000000000002)."""
+    """``new - old`` for scores that are sums of percentages with one decimal (accuracies on 1,000 validation
+    images), without the float residue that would make a gain printed as +1.0 fall under FLAT_TOL (86.9 + 70.7 is
+    157.60000000000002). With finer scores a gain of 0.96 would still print +1.0 and count as under 1."""
     return round(new - old, 6)
 PROBE_ROOT = Path("runs") / "budget_probe"
 PROBE_SCALES = (1.5, 2.0, 3.0, 4.0)  # the ladder of longer budgets, in × the shared budget, climbed until flat
 PROBE_SEED = 0
+PROBE_PATIENCE = 2  # longer budgets that must fail to beat one before it counts as long enough (one seed each)
 PROBE_ORDER = ("pgd_at", "trades", "standard", "generalist")  # most in doubt first (see the budget check)
 
 
@@ -485,15 +489,22 @@ def write_budget(root: Path = FULL_ROOT, stem: Path = BUDGET_STEM, probe_root: P
 # schedule stretched with it: the lr multiplier and γ are functions of the fraction of training; Generalist's t′
 # and c, absolute epochs in the preset, scale as the tuning's fractions 0.5·E and 0.1·E did), and each budget's
 # best validation score compared with the next shorter one's (the shortest being the final run of the same seed).
-# A budget is long enough for a method once no longer one beats it by FLAT_TOL points; the ladder is climbed rung
-# by rung and stops for a method as soon as such a budget exists (each rung is CPU hours), or at its top rung. The
-# shared budget the ladder supports is the longest of the methods' long-enough budgets. Validation split only: the
-# test split is locked while a probe trains.
+# A budget is long enough for a method once PROBE_PATIENCE longer ones have run and none beats it by FLAT_TOL
+# points (one flat step is not enough: one seed per rung, and standard training's 15-epoch rung gained 0.9 over its
+# 10 epochs, its 20-epoch rung 1.4). The ladder is climbed rung by rung and stops for a method as soon as such a
+# budget exists (each rung is CPU hours), or at its top rung (then one longer rung suffices). The shared budget the
+# ladder supports is the longest of the methods' long-enough budgets. Validation split only: the test split is
+# locked while a probe trains.
+
+
+def shared_epochs(method: str) -> int:
+    """The epochs of ``method``'s final preset: the shared budget."""
+    return get_preset(f"fmnist-smallcnn-{method}").train.epochs
 
 
 def probe_epochs(method: str, scale: float) -> int:
-    """The probe budget at ``scale`` × the method's final preset's epochs."""
-    return round(scale * get_preset(f"fmnist-smallcnn-{method}").train.epochs)
+    """The probe budget at ``scale`` × the shared budget, rounded up (1.5 × 15 is 23, not 22)."""
+    return math.ceil(round(scale * shared_epochs(method), 6))
 
 
 def probe_dir(method: str, epochs: int, root: Path = PROBE_ROOT) -> Path:
@@ -550,9 +561,10 @@ def probe_rows(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> li
     (the final run and every finished probe under ``probe_root``, ``<preset>-e<epochs>/seed0``, whatever budget
     it was stretched from; a probe as long as the final run is left out; a run still training is not finished),
     each with its selected epoch, its score and its gain over the budget before it. ``enough_at``: the shortest
-    budget that no longer one beats by FLAT_TOL points or more (None while there is none); ``complete``: the ladder
-    has stopped for this method (``enough_at`` found, or every budget of PROBE_SCALES × the shared one finished);
-    ``next``: the next budget to probe, None once complete."""
+    budget that no longer one beats by FLAT_TOL points or more, with PROBE_PATIENCE longer ones run (or fewer once
+    every rung has run; None while there is none); ``flat_so_far``: the shortest budget no longer one beats, however
+    few longer ones have run; ``complete``: the ladder has stopped for this method (``enough_at`` found, or every
+    budget of PROBE_SCALES × the shared one finished); ``next``: the next budget to probe, None once complete."""
     rows = []
     for method in PROBE_ORDER:
         final = _finished_curve(Path(full_root) / f"fmnist-smallcnn-{method}" / f"seed{PROBE_SEED}")
@@ -581,20 +593,23 @@ def probe_rows(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> li
                            "gain": _gain(score, ladder[-1]["score"]) if ladder else None,
                            "wall_min": summary.train_wall_time_s / 60,
                            "cpu": summary.hardware.get("cpu") or "unknown"})
-        enough = next((a["epochs"] for i, a in enumerate(ladder[:-1])
-                       if _gain(max(b["score"] for b in ladder[i + 1:]), a["score"]) < FLAT_TOL), None)
+        flat = [(a["epochs"], len(ladder) - 1 - i) for i, a in enumerate(ladder[:-1])
+                if _gain(max(b["score"] for b in ladder[i + 1:]), a["score"]) < FLAT_TOL]
         todo = [e for e in (probe_epochs(method, s) for s in PROBE_SCALES) if e not in runs]
+        enough = next((e for e, longer in flat if longer >= PROBE_PATIENCE or not todo), None)
         complete = enough is not None or not todo
         rows.append({"preset": f"fmnist-smallcnn-{method}", "method": method, "seed": PROBE_SEED,
-                     "shared": final[0].epochs, "ladder": ladder, "enough_at": enough, "complete": complete,
+                     "shared": final[0].epochs, "ladder": ladder, "enough_at": enough,
+                     "flat_so_far": flat[0][0] if flat else None, "complete": complete,
                      "next": None if complete else todo[0]})
     return rows
 
 
 def supported_budget(rows: list[dict[str, Any]]) -> int | None:
-    """The shared budget the ladder supports: the longest of the methods' long-enough budgets, once every method
-    in ``rows`` has one (None before; a method whose ladder topped out without one keeps it None)."""
-    if not rows or any(r["enough_at"] is None for r in rows):
+    """The shared budget the ladder supports: the longest of the methods' long-enough budgets, once every method of
+    PROBE_ORDER has a row in ``rows`` with one (None before; a method whose ladder topped out without one keeps it
+    None)."""
+    if {r["method"] for r in rows} != set(PROBE_ORDER) or any(r["enough_at"] is None for r in rows):
         return None
     return max(r["enough_at"] for r in rows)
 
@@ -611,10 +626,13 @@ def render_probe(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> 
           "follow the fraction of training; Generalist's t′ and c scale as the tuning's 0.5·E and 0.1·E), the test "
           "split locked. The shared budget's row is the final run of the same seed. Each budget is scored at its own "
           "selected epoch, and its *gain* is its score minus the next shorter budget's. A budget is **long "
-          f"enough** for a method when no longer budget beats its score by {FLAT_TOL:g} point or more; the ladder "
-          "stops for a method at its first such budget (or at its top rung), and until it has stopped the verdict is "
-          "marked *so far*. The shared budget the ladder supports is the longest of the methods' long-enough "
-          "budgets. "
+          f"enough** for a method when {PROBE_PATIENCE} longer budgets have run and none beats its score by "
+          f"{FLAT_TOL:g} point or more (one flat step can be seed noise); the ladder stops for a method at its first "
+          "such budget (or at its top rung, where one longer budget suffices), and until it has stopped the verdict "
+          "is marked *so far*. \"No longer budget beats it\" covers the rungs trained, nothing beyond them. Each "
+          "budget's score is its best epoch's, as the final runs select: a longer run has more epochs to pick "
+          "from, a small bias towards longer budgets. The shared budget the ladder supports is the longest of the "
+          "methods' long-enough budgets. "
           "One seed per budget: read a gain beside the *seed spread*, the range of the best score over the final "
           "runs' seeds at the shared budget; a gain inside it is within seed noise.", ""]
     probed = [r for r in rows if len(r["ladder"]) > 1]
@@ -643,9 +661,13 @@ def render_probe(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> 
                           for a, b in zip(lad, lad[1:], strict=False))
         if r["enough_at"] is not None:
             verdict = f"**{r['enough_at']} epochs**"
+        elif r["flat_so_far"] is not None:
+            longer = sum(a["epochs"] > r["flat_so_far"] for a in lad)
+            verdict = (f"**{r['flat_so_far']} epochs** if the next rung agrees (no longer budget beats it, but only "
+                       f"{longer} of the {PROBE_PATIENCE} longer budgets asked for have run; *so far*)")
         else:
             verdict = f"**not shown** up to {lad[-1]['epochs']} epochs"
-        if not r["complete"]:
+        if not r["complete"] and r["flat_so_far"] is None:  # the flat-so-far verdict says so itself
             verdict += " *so far*"
         md.append(f"- `{r['preset']}`: {verdict} ({steps})")
     todo = [f"`{r['preset']}` at {r['next']} epochs" for r in rows if r["next"] is not None]
@@ -680,10 +702,11 @@ def run_probe(method: str, epochs: int, root: Path = PROBE_ROOT, *, progress: bo
 # ------------------------------------------------------------------------------------------ budget change
 # When the shared budget changes (presets.FMNIST_EPOCHS), the final runs of the old budget are no longer the presets'
 # runs: train_and_submit would refuse them as runs of another config. ``adopt_budget`` moves each of them into the
-# ladder, ``<probe_root>/<preset>-e<old epochs>/seed<k>`` (seed 0 is the ladder's rung of that budget, the other seeds
-# its seed spread), and makes a finished probe at the new budget the seed-0 final run: it is the new preset's
-# recipe exactly (checked), trained with the test split locked, so only its name and description change. Everything
-# is checked before anything moves; every move is one rename.
+# ladder, ``<probe_root>/<preset>-e<old epochs>/seed<k>`` (seed 0 is the ladder's rung of that budget; the other seeds
+# are kept beside it, read by nothing yet), and makes a finished probe at the new budget the seed-0 final run: it is
+# the new preset's recipe exactly (checked), trained with the test split locked, so only its name and description
+# change. Everything listed as an error is checked before anything moves; each move is one rename, and a promotion
+# renames the probe's config and summary in place first, so an interrupted call is finished by calling it again.
 
 
 def _final_config(preset: str, seed: int):
@@ -734,8 +757,15 @@ def adopt_budget(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> 
         probe = probe_dir(method, epochs, probe_root)
         seed0 = base / f"seed{PROBE_SEED}"
         free = not seed0.exists() or any(src == seed0 for src, _ in moves)
+        if _finished_curve(probe) is not None and not free:
+            print(f"[adopt budget] {probe}: left in place, {seed0} already holds a run at the current budget",
+                  file=sys.stderr, flush=True)
         if free and _finished_curve(probe) is not None:
             _check_probe(probe, method, epochs)
+            if not (probe / "best.pt").is_file() or (probe / "checkpoint.pt").exists():
+                raise ConfigError(f"{probe}: a finished probe needs best.pt and no checkpoint.pt to be reopened as a "
+                                  "final run (train_and_submit would train over it); run `generalist-bench tune "
+                                  "--budget-probe` to finish it")
             want = _final_config(preset, PROBE_SEED)
             saved = _saved_config(probe)
             if replace(saved, name=want.name, description=want.description) != want:
@@ -747,11 +777,11 @@ def adopt_budget(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> 
         src.rename(dest)
         done.append(f"moved {src} -> {dest} (a run of an earlier budget: kept in the ladder)")
     for src, dest, want in promote:
+        summary = json.loads((src / "summary.json").read_text())
+        atomic_write_json(src / "config.json", want.to_dict())  # the probe check ignores the name: still a probe
+        atomic_write_json(src / "summary.json", summary | {"config_name": want.name})
         dest.parent.mkdir(parents=True, exist_ok=True)
         src.rename(dest)
-        summary = json.loads((dest / "summary.json").read_text())
-        atomic_write_json(dest / "summary.json", summary | {"config_name": want.name})
-        atomic_write_json(dest / "config.json", want.to_dict())
         done.append(f"moved {src} -> {dest} (the finished probe at the new budget is its seed-{PROBE_SEED} final "
                     "run: same recipe, renamed)")
         if src.parent.is_dir() and not any(src.parent.iterdir()):
@@ -838,10 +868,23 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--full-root {full}: no such directory")
         render_budget(full, probes)  # a damaged run is reported before any training
         if args.budget_probe:
+            methods = [m for m in PROBE_ORDER if args.methods is None or m in args.methods]
+            for r in probe_rows(full, probes):
+                now = shared_epochs(r["method"])
+                if r["method"] in methods and r["shared"] != now:
+                    raise ConfigError(f"{full}/{r['preset']}/seed{PROBE_SEED}: a final run of {r['shared']} epochs "
+                                      f"while the preset trains {now}: the shared budget changed; run "
+                                      "`generalist-bench tune --adopt-budget` first")
             for scale in PROBE_SCALES:  # every method at the shorter budget first, each until its curve is flat
-                for m in [m for m in PROBE_ORDER if args.methods is None or m in args.methods]:
+                for m in methods:
                     row = next((r for r in probe_rows(full, probes) if r["method"] == m), None)
-                    if row is not None and row["enough_at"] is not None:
+                    if row is None:
+                        if scale == PROBE_SCALES[0]:
+                            print(f"[budget probe] {m}: no finished seed-{PROBE_SEED} final run under {full} to "
+                                  "compare with; skipped (train it with train_and_submit first)", file=sys.stderr,
+                                  flush=True)
+                        continue
+                    if row["complete"] or probe_epochs(m, scale) in {a["epochs"] for a in row["ladder"]}:
                         continue
                     d = run_probe(m, probe_epochs(m, scale), probes, progress=not args.no_progress)
                     print(f"[budget probe] {m} x{scale:g}: finished in {d}", file=sys.stderr, flush=True)

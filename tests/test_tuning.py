@@ -277,26 +277,31 @@ def test_budget_probe_trains_with_the_test_split_locked_and_stops_once_longer_do
 
     tiny = {"data.train_subset": 256, "train.selection.n_val": 50, "train.selection.attack_steps": 2}
     # a 4-epoch final run: probes of 6, 8, 12, 16 epochs, tiny trainings
-    monkeypatch.setattr(T, "probe_epochs", lambda method, scale: round(scale * 4))
+    monkeypatch.setattr(T, "shared_epochs", lambda method: 4)
     monkeypatch.setattr(T, "probe_config", lambda m, epochs: resolve_config(
         f"fmnist-smallcnn-{m}", tiny | {"train.epochs": epochs}))
+    monkeypatch.setattr(T, "PROBE_ORDER", ("standard",))
     seen = _spy_test_split_reads(monkeypatch)
     full, probes, out = tmp_path / "full", tmp_path / "probes", tmp_path / "docs" / "budget"
-    # a final run no tiny training gets near (99 % validation clean): the first probe gains nothing, the ladder stops
+    # a final run no tiny training gets near (99 % validation clean): the probes gain nothing, and the ladder stops
+    # once PROBE_PATIENCE (2) longer budgets have failed to beat it
     _final_run(full, "fmnist-smallcnn-standard", 0, [(10, 0), (20, 0), (30, 0), (99, 0)], criterion="clean")
     args = ["tune", "--budget-probe", "--methods", "standard", "--full-root", str(full), "--probe-root", str(probes),
             "--budget-out", str(out), "--no-progress"]
     assert cli_main(args) == 0
-    assert seen == ["locked"]  # one probe, trained with the test split locked; the 8-, 12- and 16-epoch rungs not
+    assert seen == ["locked", "locked"]  # two probes, each with the test split locked; the 12- and 16-epoch rungs not
     (row,) = T.probe_rows(full, probes)
-    final, probe = row["ladder"]
-    assert final["score"] == 99 and final["gain"] is None and probe["epochs"] == 6
-    run = T.probe_dir("standard", 6, probes)
-    assert (run / "best.pt").exists() and not (run / "checkpoint.pt").exists()
-    assert not T.probe_dir("standard", 8, probes).exists()
-    hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-    assert len(hist) == 6 and probe["score"] == max(h["val_clean"] for h in hist) < 99
-    assert probe["gain"] == pytest.approx(probe["score"] - 99)
+    final, *ladder = row["ladder"]
+    assert final["score"] == 99 and final["gain"] is None and [a["epochs"] for a in ladder] == [6, 8]
+    prev = 99
+    for epochs, a in zip((6, 8), ladder, strict=True):
+        run = T.probe_dir("standard", epochs, probes)
+        assert (run / "best.pt").exists() and not (run / "checkpoint.pt").exists()
+        hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+        assert len(hist) == epochs and a["score"] == max(h["val_clean"] for h in hist) < 99
+        assert a["gain"] == pytest.approx(a["score"] - prev)
+        prev = a["score"]
+    assert not T.probe_dir("standard", 12, probes).exists()
     assert row["enough_at"] == 4 and row["complete"] and row["next"] is None
     md = (tmp_path / "docs" / "budget.md").read_text()
     assert md == T.render_budget(full, probes)
@@ -310,15 +315,18 @@ def test_budget_probe_trains_with_the_test_split_locked_and_stops_once_longer_do
     assert cli_main(args) == 0
 
 
-def test_budget_probe_climbs_each_method_until_its_curve_is_flat(tmp_path, monkeypatch):
-    """Rung by rung, shorter budgets first for every method; a method stops at its first budget no longer one beats
-    by FLAT_TOL points, and the supported shared budget is the longest of those."""
-    monkeypatch.setattr(T, "probe_epochs", lambda method, scale: round(scale * 4))  # rungs 6, 8, 12, 16
+def test_budget_probe_climbs_each_method_until_its_curve_is_flat(tmp_path, monkeypatch, capsys):
+    """Rung by rung, shorter budgets first for every method; a method stops once a budget has PROBE_PATIENCE longer
+    ones none of which beats it by FLAT_TOL points; the supported shared budget is the longest of those, once every
+    method has one. A method without a finished seed-0 final run is skipped, not probed at every rung."""
+    monkeypatch.setattr(T, "shared_epochs", lambda method: 4)  # rungs 6, 8, 12, 16
+    monkeypatch.setattr(T, "PROBE_ORDER", ("pgd_at", "standard", "generalist"))
     full, probes, out = tmp_path / "full", tmp_path / "probes", tmp_path / "docs" / "budget"
     _final_run(full, "fmnist-smallcnn-pgd_at", 0, [(70, 60), (80, 70)] * 2)             # score 150 at 4 epochs
     _final_run(full, "fmnist-smallcnn-standard", 0, [(90, 0)] * 4, criterion="clean")   # score 90
-    tops = {("pgd_at", 6): (83, 70), ("pgd_at", 8): (85, 70), ("pgd_at", 12): (85.5, 70), ("pgd_at", 16): (99, 99),
-            ("standard", 6): (90.2, 0), ("standard", 8): (99, 0)}
+    tops = {("pgd_at", 6): (83, 70), ("pgd_at", 8): (85, 70), ("pgd_at", 12): (85.5, 70), ("pgd_at", 16): (85.2, 70),
+            ("standard", 6): (90.2, 0), ("standard", 8): (90.4, 0), ("standard", 12): (99, 0),
+            ("generalist", 6): (80.5, 70), ("generalist", 8): (80, 70)}
     calls = []
 
     def fake_run_probe(method, epochs, root, *, progress=True):
@@ -327,21 +335,35 @@ def test_budget_probe_climbs_each_method_until_its_curve_is_flat(tmp_path, monke
         return _probe_run(root, method, [(50, 40)] * (epochs - 1) + [tops[method, epochs]], criterion=crit)
 
     monkeypatch.setattr(T, "run_probe", fake_run_probe)
-    args = ["tune", "--budget-probe", "--methods", "pgd_at", "standard", "--full-root", str(full), "--probe-root",
-            str(probes), "--budget-out", str(out), "--no-progress"]
+    args = ["tune", "--budget-probe", "--full-root", str(full), "--probe-root", str(probes), "--budget-out", str(out),
+            "--no-progress"]
     assert cli_main(args) == 0
-    # PGD-AT: +3 at 6, +2 at 8, +0.5 at 12 → 8 is enough, 16 never trained; standard: +0.2 at 6 → 4 is enough
-    assert calls == [("pgd_at", 6), ("standard", 6), ("pgd_at", 8), ("pgd_at", 12)]
+    # PGD-AT: +3 at 6, +2 at 8, then 12 and 16 do not beat 8 → 8 is enough; standard: 6 and 8 do not beat 4 → 4,
+    # and its 12-epoch rung (which would have beaten it) is never trained; Generalist: no final run, skipped
+    assert calls == [("pgd_at", 6), ("standard", 6), ("pgd_at", 8), ("standard", 8), ("pgd_at", 12), ("pgd_at", 16)]
+    assert "generalist: no finished seed-0 final run" in capsys.readouterr().err
     rows = {r["method"]: r for r in T.probe_rows(full, probes)}
     assert rows["pgd_at"]["enough_at"] == 8 and rows["standard"]["enough_at"] == 4
     assert all(r["complete"] and r["next"] is None for r in rows.values())
-    assert T.supported_budget(list(rows.values())) == 8
+    assert T.supported_budget(list(rows.values())) is None  # Generalist not measured
     md = (tmp_path / "docs" / "budget.md").read_text()
-    assert "- `fmnist-smallcnn-pgd_at`: **8 epochs** (4 → 6: +3.0, 6 → 8: +2.0, 8 → 12: +0.5)" in md
-    assert "Shared budget the ladder supports: **8 epochs** (the longest of the methods' long-enough budgets), " \
-           "against the presets' 4 epochs: too short, the presets' budget should grow to it." in md
+    assert "- `fmnist-smallcnn-pgd_at`: **8 epochs** (4 → 6: +3.0, 6 → 8: +2.0, 8 → 12: +0.5, 12 → 16: -0.3)" in md
+    assert "Shared budget the ladder supports: **not known yet**" in md
     calls.clear()
     assert cli_main(args) == 0 and calls == []  # stopped ladders are not climbed again
+    # Generalist's final run arrives: it climbs alone, and is flat at 4 after two rungs
+    _final_run(full, "fmnist-smallcnn-generalist", 0, [(80, 70)] * 4)
+    assert cli_main(args) == 0 and calls == [("generalist", 6), ("generalist", 8)]
+    rows = T.probe_rows(full, probes)
+    assert T.supported_budget(rows) == 8
+    md = (tmp_path / "docs" / "budget.md").read_text()
+    assert "Shared budget the ladder supports: **8 epochs** (the longest of the methods' long-enough budgets), " \
+           "against the presets' 4 epochs: too short, the presets' budget should grow to it." in md
+    # a final run of another budget than the preset's (FMNIST_EPOCHS changed, not adopted yet): refused, untrained
+    monkeypatch.setattr(T, "shared_epochs", lambda method: 5)
+    calls.clear()
+    assert cli_main(args) == 2 and calls == []
+    assert "run `generalist-bench tune --adopt-budget` first" in capsys.readouterr().err
 
 
 def _probe_run(root, method, curve, criterion="clean+robust"):
@@ -352,7 +374,7 @@ def _probe_run(root, method, curve, criterion="clean+robust"):
 
 
 def test_budget_probe_ladder_says_from_which_budget_longer_training_stops_paying(tmp_path, monkeypatch):
-    monkeypatch.setattr(T, "probe_epochs", lambda method, scale: round(scale * 4))  # 4-epoch final runs: 6 and 8
+    monkeypatch.setattr(T, "shared_epochs", lambda method: 4)  # 4-epoch final runs: 6 and 8
     full, probes = tmp_path / "full", tmp_path / "probes"
     for seed, top in ((0, (80, 70)), (1, (81, 70)), (2, (79.5, 70))):
         _final_run(full, "fmnist-smallcnn-pgd_at", seed, [(70, 60), (75, 65), (76, 66), top])
@@ -388,21 +410,26 @@ def test_budget_probe_ladder_says_from_which_budget_longer_training_stops_paying
     pgd = rows["pgd_at"]["ladder"]
     assert [a["score"] for a in pgd] == [150, 153, 153.5] and pgd[1]["chosen"] == 4 and pgd[2]["chosen"] == 2
     assert [a["gain"] for a in pgd[1:]] == [pytest.approx(3.0), pytest.approx(0.5)]
-    assert rows["pgd_at"]["enough_at"] == 6 and rows["trades"]["enough_at"] == 4
+    # PGD-AT: 6 not beaten by 8, but one longer budget is not PROBE_PATIENCE: flat so far; TRADES: 4 not beaten twice
+    assert rows["pgd_at"]["enough_at"] is None and rows["pgd_at"]["flat_so_far"] == 6
+    assert rows["pgd_at"]["next"] == 12 and rows["trades"]["enough_at"] == 4
     assert [a["score"] for a in rows["trades"]["ladder"]] == [150, 149, 150.8]
     assert rows["generalist"]["enough_at"] is None
-    # standard: 4 → 6 gains +0.5, so 4 is enough and its ladder stops (the 8-epoch run in progress is not a rung)
-    assert [a["score"] for a in rows["standard"]["ladder"]] == [91, 91.5] and rows["standard"]["complete"]
+    # standard: 4 → 6 gains +0.5, one longer budget only: flat so far (the 8-epoch run in progress is not a rung)
+    assert [a["score"] for a in rows["standard"]["ladder"]] == [91, 91.5] and not rows["standard"]["complete"]
+    assert rows["standard"]["flat_so_far"] == 4 and rows["standard"]["next"] == 8
     assert rows["generalist"]["next"] == 12 and not rows["generalist"]["complete"]
     assert T.supported_budget(list(rows.values())) is None
     md = T.render_budget(full, probes)
     assert "| fmnist-smallcnn-pgd_at | 0 | 4 (shared budget) | 4 | 80.0 / 70.0 | 150.0 | — | 1.5 (3) |" in md
     assert "| fmnist-smallcnn-pgd_at | 0 | 6 | 4 | 82.0 / 71.0 | 153.0 | +3.0 |  |" in md
-    assert "- `fmnist-smallcnn-pgd_at`: **6 epochs** (4 → 6: +3.0, 6 → 8: +0.5)" in md
+    assert "- `fmnist-smallcnn-pgd_at`: **6 epochs** if the next rung agrees (no longer budget beats it, but only 1 " \
+           "of the 2 longer budgets asked for have run; *so far*) (4 → 6: +3.0, 6 → 8: +0.5)" in md
     assert "- `fmnist-smallcnn-trades`: **4 epochs** (4 → 6: -1.0, 6 → 8: +1.8)" in md
     assert "- `fmnist-smallcnn-generalist`: **not shown** up to 8 epochs *so far* (4 → 6: +0.5, 6 → 8: +2.0)" in md
-    assert "- `fmnist-smallcnn-standard`: **4 epochs** (4 → 6: +0.5)" in md
-    assert "Next rung to probe: `fmnist-smallcnn-generalist` at 12 epochs." in md
+    assert "- `fmnist-smallcnn-standard`: **4 epochs** if the next rung agrees" in md
+    assert "Next rung to probe: `fmnist-smallcnn-pgd_at` at 12 epochs, `fmnist-smallcnn-standard` at 8 epochs, " \
+           "`fmnist-smallcnn-generalist` at 12 epochs." in md
     assert "Shared budget the ladder supports: **not known yet**" in md
     assert "| 2.5 |  | 0 | AMD EPYC |" not in md and "| +2.0 |  | 0 | AMD EPYC |" in md and "| 0 | unknown |" in md
     assert "Trained on 2 kinds of CPU (AMD EPYC, unknown)" in md
@@ -422,7 +449,7 @@ def test_budget_probe_ladder_says_from_which_budget_longer_training_stops_paying
 def test_a_damaged_budget_probe_stops_the_probe_command_before_any_training(tmp_path, monkeypatch):
     from generalist_bench.trainers import trainer as trainer_mod
 
-    monkeypatch.setattr(T, "probe_epochs", lambda method, scale: round(scale * 4))
+    monkeypatch.setattr(T, "shared_epochs", lambda method: 4)
     full, probes, out = tmp_path / "full", tmp_path / "probes", tmp_path / "docs" / "budget"
     _final_run(full, "fmnist-smallcnn-trades", 0, [(70, 60), (75, 65), (80, 70), (80, 70)])
     d = _probe_run(probes, "trades", [(70, 60), (80, 70.5)] + [(79, 70)] * 4)
@@ -500,8 +527,10 @@ def test_adopt_budget_refuses_before_moving_anything(tmp_path):
     assert sorted(str(p) for p in tmp_path.rglob("*")) == snapshot
     # a destination already taken
     (probes / f"{preset}-e4" / "seed0").mkdir(parents=True)
+    taken = sorted(str(p) for p in tmp_path.rglob("*"))
     with pytest.raises(ConfigError, match="which exists"):
         T.adopt_budget(full, probes)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == taken
     shutil.rmtree(probes)
     # a probe at the new budget of another recipe
     probe = _probe_run(probes, "trades", [(70, 60)] * T.probe_epochs("trades", 1.0))
@@ -511,13 +540,42 @@ def test_adopt_budget_refuses_before_moving_anything(tmp_path):
     with pytest.raises(ConfigError, match="another recipe"):
         T.adopt_budget(full, probes)
     assert (seed0 / "best.pt").read_bytes() == b"w0" and probe.is_dir()
+    # a probe at the new budget that train_and_submit could not reopen (no best.pt; a checkpoint.pt left behind)
+    (probe / "config.json").write_text(json.dumps(T.probe_config("trades", T.shared_epochs("trades")).to_dict()))
+    for damage in ("no best.pt", "checkpoint.pt"):
+        if damage == "checkpoint.pt":
+            (probe / "best.pt").write_bytes(b"probe")
+            (probe / "checkpoint.pt").write_bytes(b"x")
+        with pytest.raises(ConfigError, match="needs best.pt and no checkpoint.pt"):
+            T.adopt_budget(full, probes)
+        assert (seed0 / "best.pt").read_bytes() == b"w0" and probe.is_dir()
+
+
+def test_adopt_budget_finishes_an_interrupted_promotion_and_leaves_a_probe_when_seed0_is_current(tmp_path, capsys):
+    full, probes = tmp_path / "full", tmp_path / "probes"
+    preset, epochs = "fmnist-smallcnn-generalist", T.shared_epochs("generalist")
+    _old_budget_run(full, preset, "generalist", 0, 4, b"w0")
+    probe = _probe_run(probes, "generalist", [(80, 70)] * epochs)
+    (probe / "best.pt").write_bytes(b"probe")
+    # interrupted after the probe's config was renamed in place, before the move
+    (probe / "config.json").write_text(json.dumps(T._final_config(preset, 0).to_dict()))
+    T.adopt_budget(full, probes)
+    assert (full / preset / "seed0" / "best.pt").read_bytes() == b"probe"
+    assert json.loads((full / preset / "seed0" / "config.json").read_text()) == T._final_config(preset, 0).to_dict()
+    # seed 0 already at the current budget and another finished probe of it: the probe stays, and the call says so
+    probe = _probe_run(probes, "generalist", [(81, 70)] * epochs)
+    (probe / "best.pt").write_bytes(b"probe2")
+    assert T.adopt_budget(full, probes) == []
+    assert (probe / "best.pt").read_bytes() == b"probe2"
+    assert (full / preset / "seed0" / "best.pt").read_bytes() == b"probe"
+    assert "left in place" in capsys.readouterr().err
 
 
 def test_a_gain_of_exactly_one_point_is_not_flat_despite_float_residue(tmp_path, monkeypatch):
     """86.9 + 70.7 is 157.60000000000002 in floats: 87.0 + 71.6 beats it by 0.99999…; the rule says 1 point or more,
     and the report prints +1.0, so it must count as a gain (the TRADES 15 → 20 epoch probe was exactly this)."""
     assert 87.0 + 71.6 - (86.9 + 70.7) < T.FLAT_TOL  # the residue this test is about
-    monkeypatch.setattr(T, "probe_epochs", lambda method, scale: round(scale * 4))
+    monkeypatch.setattr(T, "shared_epochs", lambda method: 4)
     full, probes = tmp_path / "full", tmp_path / "probes"
     _final_run(full, "fmnist-smallcnn-trades", 0, [(70, 60), (75, 65), (80, 70), (86.9, 70.7)])
     _probe_run(probes, "trades", [(70, 60)] * 5 + [(87.0, 71.6)])
