@@ -515,15 +515,14 @@ def probe_config(method: str, epochs: int):
     """The final preset of ``method`` stretched to ``epochs``, seed PROBE_SEED."""
     preset = f"fmnist-smallcnn-{method}"
     base = resolve_config(preset)
-    scale = epochs / base.train.epochs
     ov: dict[str, Any] = {"train.epochs": epochs, "train.seed": PROBE_SEED}
     if base.train.merge is not None:  # t′ and c by the preset's rule, not rounded again from its rounded epochs
         warmup, every = fmnist_merge_epochs(epochs)
         ov |= {"train.merge.warmup_epochs": warmup, "train.merge.redistribute_every": every}
     cfg = resolve_config(preset, ov)
+    # nothing here depends on the shared budget: a probe still training resumes after the budget changes
     return replace(cfg, name=f"probe-{preset}-e{epochs}",
-                   description=f"budget probe: {preset} at {epochs} epochs ({scale:g}x the shared budget), "
-                               "validation only")
+                   description=f"budget probe: {preset} at {epochs} epochs, validation only")
 
 
 def _finished_curve(d: Path) -> tuple[TrainSummary, list[dict[str, Any]]] | None:
@@ -693,8 +692,13 @@ def run_probe(method: str, epochs: int, root: Path = PROBE_ROOT, *, progress: bo
         _check_probe(d, method, epochs)
         (d / "checkpoint.pt").unlink(missing_ok=True)  # interrupted after its summary was written
         return d
+    cfg = probe_config(method, epochs)
+    if (d / "config.json").is_file():  # in progress: probes started before the description lost its scale resume
+        saved = _saved_config(d)
+        if replace(saved, description=cfg.description) == cfg:
+            cfg = saved
     with split_locked("test", "the budget probe reads the validation split only"):
-        Trainer(probe_config(method, epochs), d, resume=True, progress=progress).run()
+        Trainer(cfg, d, resume=True, progress=progress).run()
     (d / "checkpoint.pt").unlink(missing_ok=True)  # finished: best.pt + history suffice
     return d
 

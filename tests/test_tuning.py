@@ -585,3 +585,28 @@ def test_a_gain_of_exactly_one_point_is_not_flat_despite_float_residue(tmp_path,
     _final_run(full, "p-trades", 0, [(80, 70), (86.9, 70.7), (85, 70), (86, 70), (87.0, 71.6)])
     (r,) = [r for r in T.budget_rows(full) if r["preset"] == "p-trades"]
     assert r["gain"] == 1.0 and not r["flat"]
+
+
+def test_a_probe_in_progress_resumes_under_its_own_description(tmp_path, monkeypatch):
+    """Nothing in a probe's config depends on the shared budget (its description once named the scale, which
+    changes with FMNIST_EPOCHS); a probe started under the old description resumes under it, a probe of another
+    recipe is handed to the trainer as the current probe config, whose resume check refuses it."""
+    from dataclasses import replace
+
+    from generalist_bench.trainers import trainer as trainer_mod
+
+    want = T.probe_config("pgd_at", 30)
+    assert "x the shared budget" not in want.description and "30 epochs" in want.description
+    seen = []
+    monkeypatch.setattr(trainer_mod.Trainer, "__init__", lambda self, cfg, d, **k: seen.append(cfg))
+    monkeypatch.setattr(trainer_mod.Trainer, "run", lambda self: None)
+    d = T.probe_dir("pgd_at", 30, tmp_path)
+    d.mkdir(parents=True)
+    old = replace(want, description="budget probe: fmnist-smallcnn-pgd_at at 30 epochs (3x the shared budget), "
+                                    "validation only")
+    (d / "config.json").write_text(json.dumps(old.to_dict()))
+    T.run_probe("pgd_at", 30, tmp_path, progress=False)
+    other = old.with_overrides({"train.learners.0.optim.lr": 0.01})
+    (d / "config.json").write_text(json.dumps(other.to_dict()))
+    T.run_probe("pgd_at", 30, tmp_path, progress=False)
+    assert seen == [old, want]
