@@ -730,7 +730,26 @@ def _saved_config(d: Path):
 def adopt_budget(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> list[str]:
     """Make the run directories follow the presets' current budget (see above); returns what it did, one line per
     move. A run of another budget still training, a destination already taken or a probe of another recipe is one
-    ConfigError before any move."""
+    ConfigError before any move; so is a run directory another process holds (a trainer's ``.run.lock``, a
+    train_and_submit's ``.submit-seed<k>.lock``), and none can start on one while this runs."""
+    from contextlib import ExitStack
+
+    from .utils.io import exclusive_or_fail
+
+    with ExitStack() as held:
+        for method in PROBE_ORDER:
+            base = Path(full_root) / f"fmnist-smallcnn-{method}"
+            dirs = sorted(base.glob("seed*")) if base.is_dir() else []
+            for d in dirs:
+                held.enter_context(exclusive_or_fail(
+                    base / f".submit-{d.name}.lock", f"{d} is in use by a train_and_submit; wait for it to finish"))
+            for d in [*dirs, *sorted(Path(probe_root).glob(f"fmnist-smallcnn-{method}-e*/seed{PROBE_SEED}"))]:
+                held.enter_context(exclusive_or_fail(
+                    d / ".run.lock", f"{d} is in use by a training process; wait for it to finish"))
+        return _adopt_budget(full_root, probe_root)
+
+
+def _adopt_budget(full_root: Path, probe_root: Path) -> list[str]:
     moves: list[tuple[Path, Path]] = []
     promote: list[tuple[Path, Path, Any]] = []
     for method in PROBE_ORDER:

@@ -465,6 +465,11 @@ def test_a_damaged_budget_probe_stops_the_probe_command_before_any_training(tmp_
         T.render_budget(full, probes)
 
 
+def _tree(root):
+    """Every path under ``root`` but lock files (the locks a command takes leave their empty files behind)."""
+    return sorted(str(p) for p in root.rglob("*") if not p.name.endswith(".lock"))
+
+
 def _old_budget_run(full, preset, method, seed, epochs, weights):
     """A finished final run of ``preset`` at an earlier shared budget of ``epochs``: the preset stretched to them."""
     from dataclasses import replace
@@ -497,7 +502,7 @@ def test_adopt_budget_moves_old_final_runs_into_the_ladder_and_makes_the_probe_t
         assert (probes / f"{preset}-e4" / f"seed{seed}" / "best.pt").read_bytes() == b"w%d" % seed
     new = full / preset / "seed0"
     assert (new / "best.pt").read_bytes() == b"probe" and not probe.parent.exists()
-    assert sorted(p.name for p in (full / preset).iterdir()) == ["seed0"]
+    assert sorted(p.name for p in (full / preset).iterdir() if p.is_dir()) == ["seed0"]
     want = T._final_config(preset, 0)
     assert json.loads((new / "config.json").read_text()) == want.to_dict()
     assert json.loads((new / "summary.json").read_text())["config_name"] == preset
@@ -515,7 +520,16 @@ def test_adopt_budget_refuses_before_moving_anything(tmp_path):
     full, probes = tmp_path / "full", tmp_path / "probes"
     preset = "fmnist-smallcnn-trades"
     seed0 = _old_budget_run(full, preset, "trades", 0, 4, b"w0")
-    snapshot = sorted(str(p) for p in tmp_path.rglob("*"))
+    # a run directory another process holds: a trainer's lock, a train_and_submit's lock
+    from generalist_bench.errors import GeneralistBenchError
+    from generalist_bench.utils.io import file_lock
+
+    for lock, what in ((seed0 / ".run.lock", "training process"), (seed0.parent / ".submit-seed0.lock",
+                                                                    "train_and_submit")):
+        with file_lock(lock), pytest.raises(GeneralistBenchError, match=f"in use by a {what}"):
+            T.adopt_budget(full, probes)
+        assert (seed0 / "best.pt").read_bytes() == b"w0" and not probes.exists()
+    snapshot = _tree(tmp_path)
     # a run of the old budget still training
     running = full / preset / "seed1"
     running.mkdir()
@@ -524,13 +538,13 @@ def test_adopt_budget_refuses_before_moving_anything(tmp_path):
     with pytest.raises(ConfigError, match="still training"):
         T.adopt_budget(full, probes)
     shutil.rmtree(running)
-    assert sorted(str(p) for p in tmp_path.rglob("*")) == snapshot
+    assert _tree(tmp_path) == snapshot
     # a destination already taken
     (probes / f"{preset}-e4" / "seed0").mkdir(parents=True)
-    taken = sorted(str(p) for p in tmp_path.rglob("*"))
+    taken = _tree(tmp_path)
     with pytest.raises(ConfigError, match="which exists"):
         T.adopt_budget(full, probes)
-    assert sorted(str(p) for p in tmp_path.rglob("*")) == taken
+    assert _tree(tmp_path) == taken
     shutil.rmtree(probes)
     # a probe at the new budget of another recipe
     probe = _probe_run(probes, "trades", [(70, 60)] * T.probe_epochs("trades", 1.0))
