@@ -388,6 +388,11 @@ FULL_ROOT = Path("runs") / "full"
 BUDGET_STEM = LOG_STEM.with_name(LOG_STEM.name + "_budget")
 FLAT_WINDOW = 3
 FLAT_TOL = 1.0
+PROBE_ROOT = Path("runs") / "budget_probe"
+PROBE_SCALES = (1.5, 2.0, 3.0, 4.0)  # the ladder of longer budgets, in × the shared budget, climbed until flat
+PROBE_SEED = 0
+PROBE_PATIENCE = 2  # longer budgets that must fail to beat one before it counts as long enough (one seed each)
+PROBE_ORDER = ("pgd_at", "trades", "standard", "generalist")  # most in doubt first (see the budget check)
 
 
 def _gain(new: float, old: float) -> float:
@@ -395,11 +400,6 @@ def _gain(new: float, old: float) -> float:
     images), without the float residue that would make a gain printed as +1.0 fall under FLAT_TOL (86.9 + 70.7 is
     157.60000000000002). With finer scores a gain of 0.96 would still print +1.0 and count as under 1."""
     return round(new - old, 6)
-PROBE_ROOT = Path("runs") / "budget_probe"
-PROBE_SCALES = (1.5, 2.0, 3.0, 4.0)  # the ladder of longer budgets, in × the shared budget, climbed until flat
-PROBE_SEED = 0
-PROBE_PATIENCE = 2  # longer budgets that must fail to beat one before it counts as long enough (one seed each)
-PROBE_ORDER = ("pgd_at", "trades", "standard", "generalist")  # most in doubt first (see the budget check)
 
 
 def budget_rows(root: Path = FULL_ROOT) -> list[dict[str, Any]]:
@@ -755,7 +755,7 @@ def _adopt_budget(full_root: Path, probe_root: Path) -> list[str]:
     for method in PROBE_ORDER:
         preset = f"fmnist-smallcnn-{method}"
         base = Path(full_root) / preset
-        epochs = get_preset(preset).train.epochs
+        epochs = shared_epochs(method)
         seed_dirs = sorted(base.glob("seed*")) if base.is_dir() else []
         for d in seed_dirs:
             seed = int(d.name[4:]) if d.name[4:].isdigit() else None
@@ -854,7 +854,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-probe", action="store_true",
                    help=f"train the budget probes of --methods (default all: {', '.join(PROBE_ORDER)}) that have "
                         f"not finished: each final preset at {', '.join(f'{x:g}' for x in PROBE_SCALES)}x its "
-                        f"epochs in turn until no longer budget beats one by {FLAT_TOL:g} point, seed {PROBE_SEED}, "
+                        f"epochs in turn until {PROBE_PATIENCE} longer budgets fail to beat one by {FLAT_TOL:g} point, "
+                        f"seed {PROBE_SEED}, "
                         "validation only; then write the budget check with their comparison")
     p.add_argument("--probe-root", default=str(PROBE_ROOT), help=f"budget probe runs (default {PROBE_ROOT})")
     p.add_argument("--adopt-budget", action="store_true",
