@@ -615,9 +615,12 @@ def supported_budget(rows: list[dict[str, Any]]) -> int | None:
 
 def render_probe(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> list[str]:
     rows = probe_rows(full_root, probe_root)
-    spread: dict[str, list[float]] = {}
+    spread: dict[str, list[float]] = {}  # best score per finished seed: "<preset>" at the shared budget, …
     for r in budget_rows(full_root):
         spread.setdefault(r["preset"], []).append(r["best"])
+    if Path(probe_root).is_dir():  # … "<preset>-e<epochs>" at a budget of the ladder (an earlier shared budget's
+        for r in budget_rows(probe_root):  # seeds, moved there by --adopt-budget, besides its probe's seed 0)
+            spread.setdefault(r["preset"], []).append(r["best"])
     scales = ", ".join(f"{s:g}×" for s in PROBE_SCALES)
     md = ["", "## Longer budgets: does training longer help?", "",
           f"Written by `generalist-bench tune --budget-probe` (runs under `{PROBE_ROOT.as_posix()}/`): each preset "
@@ -632,19 +635,21 @@ def render_probe(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> 
           "budget's score is its best epoch's, as the final runs select: a longer run has more epochs to pick "
           "from, a small bias towards longer budgets. The shared budget the ladder supports is the longest of the "
           "methods' long-enough budgets. "
-          "One seed per budget: read a gain beside the *seed spread*, the range of the best score over the final "
-          "runs' seeds at the shared budget; a gain inside it is within seed noise.", ""]
+          "One seed per budget: read a gain beside the *seed spread*, the range of the best score over the seeds "
+          "trained at a budget (the final runs' at the shared budget; an earlier shared budget's, moved into the "
+          "ladder by `--adopt-budget`, at that one), shown where two or more have finished; a gain inside it is "
+          "within seed noise.", ""]
     probed = [r for r in rows if len(r["ladder"]) > 1]
     if not probed:
         return md + ["No probe has finished yet."]
     md += ["| preset | seed | epochs | epoch chosen | val clean / PGD-20 | score | gain | seed spread (seeds) | "
            "wall time (min) | CPU |", "|---|---:|---:|---:|---|---:|---:|---:|---:|---|"]
     for r in probed:
-        best = spread.get(r["preset"], [r["ladder"][0]["score"]])
         for a in r["ladder"]:
             gain = "—" if a["gain"] is None else f"{a['gain']:+.1f}"
             shared = a["epochs"] == r["shared"]
-            sp = f"{max(best) - min(best):.1f} ({len(best)})" if shared else ""
+            best = spread.get(r["preset"] if shared else f"{r['preset']}-e{a['epochs']}", [])
+            sp = f"{max(best) - min(best):.1f} ({len(best)})" if len(best) > 1 else ""
             epochs = f"{a['epochs']} (shared budget)" if shared else f"{a['epochs']}"
             md.append(f"| {r['preset']} | {r['seed']} | {epochs} | {a['chosen']} | {a['clean']:.1f} / "
                       f"{a['pgd20']:.1f} | {a['score']:.1f} | {gain} | {sp} | {a['wall_min']:.0f} | {a['cpu']} |")

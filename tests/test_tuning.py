@@ -305,7 +305,8 @@ def test_budget_probe_trains_with_the_test_split_locked_and_stops_once_longer_do
     assert row["enough_at"] == 4 and row["complete"] and row["next"] is None
     md = (tmp_path / "docs" / "budget.md").read_text()
     assert md == T.render_budget(full, probes)
-    assert "| fmnist-smallcnn-standard | 0 | 4 (shared budget) | 4 | 99.0 / 0.0 | 99.0 | — | 0.0 (1) |" in md
+    # one seed at the shared budget: no spread to show
+    assert "| fmnist-smallcnn-standard | 0 | 4 (shared budget) | 4 | 99.0 / 0.0 | 99.0 | — |  |" in md
     assert "| fmnist-smallcnn-standard | 0 | 6 | " in md
     assert "Next rung" not in md
     assert "Shared budget the ladder supports: **4 epochs** (the longest of the methods' long-enough budgets), " \
@@ -512,7 +513,11 @@ def test_adopt_budget_moves_old_final_runs_into_the_ladder_and_makes_the_probe_t
     assert (std / "config.json").read_text() == before
     (row,) = [r for r in T.probe_rows(full, probes) if r["method"] == "pgd_at"]
     assert [a["epochs"] for a in row["ladder"]] == [4, epochs] and row["ladder"][1]["score"] == 160
-    assert (tmp_path / "docs" / "budget.md").read_text() == T.render_budget(full, probes)
+    md = (tmp_path / "docs" / "budget.md").read_text()
+    assert md == T.render_budget(full, probes)
+    # the old budget's seed spread stays in the report, on its rung: seeds 1 and 2 moved beside the ladder's seed 0
+    assert f"| {preset} | 0 | 4 | 4 | 80.0 / 70.0 | 150.0 | — | 0.0 (3) |" in md
+    assert f"| {preset} | 0 | {epochs} (shared budget) | {epochs} | 85.0 / 75.0 | 160.0 | +10.0 |  |" in md
     assert T.adopt_budget(full, probes) == []  # done: a second call changes nothing
 
 
