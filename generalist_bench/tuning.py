@@ -17,10 +17,10 @@ trials then vary what only Generalist has: the natural learner's final mixing we
 redistribution period c (as fractions of training, so that they scale to the final budget).
 
 ``--budget-check`` reports whether the final runs' validation curves flattened by the end of the shared budget;
-``--budget-probe`` trains each final preset again at ``PROBE_SCALES`` × its epochs in turn (seed ``PROBE_SEED``, test
-split locked), stopping for a method once a budget has ``PROBE_PATIENCE`` longer ones none of which beats it by
-``FLAT_TOL`` points, and adds to that report how much each longer budget gains over the next shorter one and the shared
-budget the ladder supports.
+``--budget-probe`` trains each final preset again at the ladder's rungs, ``PROBE_SCALES`` × ``PROBE_BASE_EPOCHS`` (the
+tuning budget) epochs, in turn (seed ``PROBE_SEED``, test split locked), stopping for a method once a budget has
+``PROBE_PATIENCE`` longer ones none of which beats it by ``FLAT_TOL`` points, and adds to that report how much each
+longer budget gains over the next shorter one and the shared budget the ladder supports.
 """
 
 from __future__ import annotations
@@ -389,7 +389,11 @@ BUDGET_STEM = LOG_STEM.with_name(LOG_STEM.name + "_budget")
 FLAT_WINDOW = 3
 FLAT_TOL = 1.0
 PROBE_ROOT = Path("runs") / "budget_probe"
-PROBE_SCALES = (1.5, 2.0, 3.0, 4.0)  # the ladder of longer budgets, in × the shared budget, climbed until flat
+PROBE_SCALES = (1.5, 2.0, 3.0, 4.0)  # the ladder's rungs, in × PROBE_BASE_EPOCHS, climbed until flat
+# The rungs are fixed epochs, not multiples of the current shared budget: when the shared budget moves onto a rung
+# (FMNIST_EPOCHS, then --adopt-budget), the ladder, its verdict and the probes already trained stay what they were.
+PROBE_BASE_EPOCHS: int = TUNE_BUDGET["train.epochs"]  # the budget the hyperparameters were tuned at (and the first
+                                                      # shared budget)
 PROBE_SEED = 0
 PROBE_PATIENCE = 2  # longer budgets that must fail to beat one before it counts as long enough (one seed each)
 PROBE_ORDER = ("pgd_at", "trades", "standard", "generalist")  # most in doubt first (see the budget check)
@@ -485,10 +489,11 @@ def write_budget(root: Path = FULL_ROOT, stem: Path = BUDGET_STEM, probe_root: P
 
 # ------------------------------------------------------------------------------------------ budget probe
 # A curve still rising at the end of a decaying schedule may be the decay, not a short budget. The direct test: a
-# ladder of longer budgets. Each final preset is trained again at PROBE_SCALES × its epochs (seed PROBE_SEED, its
-# schedule stretched with it: the lr multiplier and γ are functions of the fraction of training; Generalist's t′
-# and c, absolute epochs in the preset, scale as the tuning's fractions 0.5·E and 0.1·E did), and each budget's
-# best validation score compared with the next shorter one's (the shortest being the final run of the same seed).
+# ladder of longer budgets. Each final preset is trained again at each rung, PROBE_SCALES × PROBE_BASE_EPOCHS epochs
+# (seed PROBE_SEED, its schedule stretched with it: the lr multiplier and γ are functions of the fraction of
+# training; Generalist's t′ and c, absolute epochs in the preset, scale as the tuning's fractions 0.5·E and 0.1·E
+# did), and each budget's best validation score compared with the next shorter one's (the shared budget's rung is
+# the final run of the same seed; an earlier shared budget's final runs join the ladder through --adopt-budget).
 # A budget is long enough for a method once PROBE_PATIENCE longer ones have run and none beats it by FLAT_TOL
 # points (one flat step is not enough: one seed per rung, and standard training's 15-epoch rung gained 0.9 over its
 # 10 epochs, its 20-epoch rung 1.4). The ladder is climbed rung by rung and stops for a method as soon as such a
@@ -502,9 +507,10 @@ def shared_epochs(method: str) -> int:
     return get_preset(f"fmnist-smallcnn-{method}").train.epochs
 
 
-def probe_epochs(method: str, scale: float) -> int:
-    """The probe budget at ``scale`` × the shared budget, rounded up (1.5 × 15 is 23, not 22)."""
-    return math.ceil(round(scale * shared_epochs(method), 6))
+def probe_epochs(scale: float) -> int:
+    """The ladder's rung at ``scale`` × PROBE_BASE_EPOCHS, rounded up (1.5 × 15 is 23, not 22). Fixed epochs, the
+    same for every method and whatever the shared budget is now."""
+    return math.ceil(round(scale * PROBE_BASE_EPOCHS, 6))
 
 
 def probe_dir(method: str, epochs: int, root: Path = PROBE_ROOT) -> Path:
@@ -563,7 +569,7 @@ def probe_rows(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> li
     budget that no longer one beats by FLAT_TOL points or more, with PROBE_PATIENCE longer ones run (or fewer once
     every rung has run; None while there is none); ``flat_so_far``: the shortest budget no longer one beats, however
     few longer ones have run; ``complete``: the ladder has stopped for this method (``enough_at`` found, or every
-    budget of PROBE_SCALES × the shared one finished); ``next``: the next budget to probe, None once complete."""
+    rung of the ladder finished); ``next``: the next budget to probe, None once complete."""
     rows = []
     for method in PROBE_ORDER:
         final = _finished_curve(Path(full_root) / f"fmnist-smallcnn-{method}" / f"seed{PROBE_SEED}")
@@ -594,7 +600,7 @@ def probe_rows(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> li
                            "cpu": summary.hardware.get("cpu") or "unknown"})
         flat = [(a["epochs"], len(ladder) - 1 - i) for i, a in enumerate(ladder[:-1])
                 if _gain(max(b["score"] for b in ladder[i + 1:]), a["score"]) < FLAT_TOL]
-        todo = [e for e in (probe_epochs(method, s) for s in PROBE_SCALES) if e not in runs]
+        todo = [e for e in (probe_epochs(s) for s in PROBE_SCALES) if e not in runs]
         enough = next((e for e, longer in flat if longer >= PROBE_PATIENCE or not todo), None)
         complete = enough is not None or not todo
         rows.append({"preset": f"fmnist-smallcnn-{method}", "method": method, "seed": PROBE_SEED,
@@ -621,10 +627,13 @@ def render_probe(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> 
     if Path(probe_root).is_dir():  # … "<preset>-e<epochs>" at a budget of the ladder (an earlier shared budget's
         for r in budget_rows(probe_root):  # seeds, moved there by --adopt-budget, besides its probe's seed 0)
             spread.setdefault(r["preset"], []).append(r["best"])
+    rungs = ", ".join(str(probe_epochs(s)) for s in PROBE_SCALES)
     scales = ", ".join(f"{s:g}×" for s in PROBE_SCALES)
     md = ["", "## Longer budgets: does training longer help?", "",
           f"Written by `generalist-bench tune --budget-probe` (runs under `{PROBE_ROOT.as_posix()}/`): each preset "
-          f"again at {scales} the shared budget in turn, seed {PROBE_SEED}, its schedule stretched with it (lr and γ "
+          f"again at {rungs} epochs in turn ({scales} the {PROBE_BASE_EPOCHS}-epoch tuning budget: fixed rungs, so "
+          "the ladder does not move when the shared budget moves onto one of them), seed "
+          f"{PROBE_SEED}, its schedule stretched with it (lr and γ "
           "follow the fraction of training; Generalist's t′ and c scale as the tuning's 0.5·E and 0.1·E), the test "
           "split locked. The shared budget's row is the final run of the same seed. Each budget is scored at its own "
           "selected epoch, and its *gain* is its score minus the next shorter budget's. A budget is **long "
@@ -858,7 +867,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "validation curve flattened by the end of the shared budget?), train nothing")
     p.add_argument("--budget-probe", action="store_true",
                    help=f"train the budget probes of --methods (default all: {', '.join(PROBE_ORDER)}) that have "
-                        f"not finished: each final preset at {', '.join(f'{x:g}' for x in PROBE_SCALES)}x its "
+                        f"not finished: each final preset at {', '.join(str(probe_epochs(x)) for x in PROBE_SCALES)} "
                         f"epochs in turn until {PROBE_PATIENCE} longer budgets fail to beat one by {FLAT_TOL:g} point, "
                         f"seed {PROBE_SEED}, "
                         "validation only; then write the budget check with their comparison")
@@ -913,9 +922,9 @@ def run(args: argparse.Namespace) -> int:
                                   "compare with; skipped (train it with train_and_submit first)", file=sys.stderr,
                                   flush=True)
                         continue
-                    if row["complete"] or probe_epochs(m, scale) in {a["epochs"] for a in row["ladder"]}:
+                    if row["complete"] or probe_epochs(scale) in {a["epochs"] for a in row["ladder"]}:
                         continue
-                    d = run_probe(m, probe_epochs(m, scale), probes, progress=not args.no_progress)
+                    d = run_probe(m, probe_epochs(scale), probes, progress=not args.no_progress)
                     print(f"[budget probe] {m} x{scale:g}: finished in {d}", file=sys.stderr, flush=True)
                     write_budget(full, Path(args.budget_out), probes)
         print(f"budget check: {write_budget(full, Path(args.budget_out), probes)}")

@@ -246,12 +246,13 @@ def test_budget_probe_is_each_final_preset_stretched_with_its_schedule():
 
     from generalist_bench.presets import get_preset
 
-    assert T.PROBE_SCALES == (1.5, 2.0, 3.0, 4.0)
+    # the rungs are fixed epochs, multiples of the tuning budget, not of the shared budget
+    assert T.PROBE_SCALES == (1.5, 2.0, 3.0, 4.0) and T.PROBE_BASE_EPOCHS == T.TUNE_BUDGET["train.epochs"] == 10
     for scale, epochs in zip(T.PROBE_SCALES, (15, 20, 30, 40), strict=True):
         for m in T.PROBE_ORDER:
-            assert T.probe_epochs(m, scale) == epochs
+            assert T.probe_epochs(scale) == epochs
             base, probe = get_preset(f"fmnist-smallcnn-{m}"), T.probe_config(m, epochs)
-            assert probe.train.epochs == round(scale * base.train.epochs) == epochs
+            assert probe.train.epochs == round(scale * T.PROBE_BASE_EPOCHS) == epochs
             assert probe.train.seed == T.PROBE_SEED and "validation only" in probe.description
             assert T.probe_dir(m, epochs).parent.name == f"fmnist-smallcnn-{m}-e{epochs}"
             a, b = base.to_dict(), probe.to_dict()
@@ -260,13 +261,11 @@ def test_budget_probe_is_each_final_preset_stretched_with_its_schedule():
                 if d["train"]["merge"] is not None:
                     d["train"]["merge"].pop("warmup_epochs"), d["train"]["merge"].pop("redistribute_every")
             assert a == b, m
-    g0 = get_preset("fmnist-smallcnn-generalist").train.merge
-    assert (g0.warmup_epochs, g0.redistribute_every) == (5, 1)
     for m in T.PROBE_ORDER:  # the probe's rule, at the shared budget, is the preset itself: one rule for both
         base = get_preset(f"fmnist-smallcnn-{m}")
         same = T.probe_config(m, base.train.epochs)
         assert replace(same, name=base.name, description=base.description) == base, m
-    for epochs, want in ((15, (8, 2)), (20, (10, 2)), (30, (15, 3))):
+    for epochs, want in ((10, (5, 1)), (15, (8, 2)), (20, (10, 2)), (30, (15, 3))):
         g = T.probe_config("generalist", epochs).train.merge
         assert (g.warmup_epochs, g.redistribute_every) == want
 
@@ -278,6 +277,7 @@ def test_budget_probe_trains_with_the_test_split_locked_and_stops_once_longer_do
     tiny = {"data.train_subset": 256, "train.selection.n_val": 50, "train.selection.attack_steps": 2}
     # a 4-epoch final run: probes of 6, 8, 12, 16 epochs, tiny trainings
     monkeypatch.setattr(T, "shared_epochs", lambda method: 4)
+    monkeypatch.setattr(T, "PROBE_BASE_EPOCHS", 4)
     monkeypatch.setattr(T, "probe_config", lambda m, epochs: resolve_config(
         f"fmnist-smallcnn-{m}", tiny | {"train.epochs": epochs}))
     monkeypatch.setattr(T, "PROBE_ORDER", ("standard",))
@@ -321,6 +321,7 @@ def test_budget_probe_climbs_each_method_until_its_curve_is_flat(tmp_path, monke
     ones none of which beats it by FLAT_TOL points; the supported shared budget is the longest of those, once every
     method has one. A method without a finished seed-0 final run is skipped, not probed at every rung."""
     monkeypatch.setattr(T, "shared_epochs", lambda method: 4)  # rungs 6, 8, 12, 16
+    monkeypatch.setattr(T, "PROBE_BASE_EPOCHS", 4)
     monkeypatch.setattr(T, "PROBE_ORDER", ("pgd_at", "standard", "generalist"))
     full, probes, out = tmp_path / "full", tmp_path / "probes", tmp_path / "docs" / "budget"
     _final_run(full, "fmnist-smallcnn-pgd_at", 0, [(70, 60), (80, 70)] * 2)             # score 150 at 4 epochs
@@ -376,6 +377,7 @@ def _probe_run(root, method, curve, criterion="clean+robust"):
 
 def test_budget_probe_ladder_says_from_which_budget_longer_training_stops_paying(tmp_path, monkeypatch):
     monkeypatch.setattr(T, "shared_epochs", lambda method: 4)  # 4-epoch final runs: 6 and 8
+    monkeypatch.setattr(T, "PROBE_BASE_EPOCHS", 4)
     full, probes = tmp_path / "full", tmp_path / "probes"
     for seed, top in ((0, (80, 70)), (1, (81, 70)), (2, (79.5, 70))):
         _final_run(full, "fmnist-smallcnn-pgd_at", seed, [(70, 60), (75, 65), (76, 66), top])
@@ -451,6 +453,7 @@ def test_a_damaged_budget_probe_stops_the_probe_command_before_any_training(tmp_
     from generalist_bench.trainers import trainer as trainer_mod
 
     monkeypatch.setattr(T, "shared_epochs", lambda method: 4)
+    monkeypatch.setattr(T, "PROBE_BASE_EPOCHS", 4)
     full, probes, out = tmp_path / "full", tmp_path / "probes", tmp_path / "docs" / "budget"
     _final_run(full, "fmnist-smallcnn-trades", 0, [(70, 60), (75, 65), (80, 70), (80, 70)])
     d = _probe_run(probes, "trades", [(70, 60), (80, 70.5)] + [(79, 70)] * 4)
@@ -488,7 +491,7 @@ def test_adopt_budget_moves_old_final_runs_into_the_ladder_and_makes_the_probe_t
     from generalist_bench.trainers.trainer import Trainer
 
     full, probes, out = tmp_path / "full", tmp_path / "probes", tmp_path / "docs" / "budget"
-    preset, epochs = "fmnist-smallcnn-pgd_at", T.probe_epochs("pgd_at", 1.0)  # the presets' current budget
+    preset, epochs = "fmnist-smallcnn-pgd_at", T.shared_epochs("pgd_at")  # the presets' current budget
     for seed in (0, 1, 2):  # the old budget: 4 epochs
         _old_budget_run(full, preset, "pgd_at", seed, 4, b"w%d" % seed)
     probe = _probe_run(probes, "pgd_at", [(70, 60)] * (epochs - 1) + [(85, 75)])
@@ -519,6 +522,42 @@ def test_adopt_budget_moves_old_final_runs_into_the_ladder_and_makes_the_probe_t
     assert f"| {preset} | 0 | 4 | 4 | 80.0 / 70.0 | 150.0 | — | 0.0 (3) |" in md
     assert f"| {preset} | 0 | {epochs} (shared budget) | {epochs} | 85.0 / 75.0 | 160.0 | +10.0 |  |" in md
     assert T.adopt_budget(full, probes) == []  # done: a second call changes nothing
+
+
+def test_the_ladder_and_its_verdict_stay_when_the_shared_budget_moves_onto_a_rung(tmp_path, monkeypatch, capsys):
+    """The rungs are fixed epochs (multiples of the tuning budget), not multiples of the shared budget: after
+    FMNIST_EPOCHS moves to the budget the ladder supports and --adopt-budget, the same runs give the same verdict, the
+    presets' budget reads as long enough, and --budget-probe trains nothing (rungs relative to the shared budget would
+    have asked for 1.5× and 2× the new budget and called the verdict *so far* again)."""
+    S = T.shared_epochs("pgd_at")  # the presets' budget: one of the rungs below
+    monkeypatch.setattr(T, "PROBE_ORDER", ("pgd_at",))
+    monkeypatch.setattr(T, "PROBE_BASE_EPOCHS", 4)
+    monkeypatch.setattr(T, "PROBE_SCALES", (1.5, S / 4, (S + 4) / 4))  # rungs 6, S, S + 4
+    full, probes, out = tmp_path / "full", tmp_path / "probes", tmp_path / "docs" / "budget"
+    preset = "fmnist-smallcnn-pgd_at"
+    for seed in (0, 1, 2):  # the old shared budget: 4 epochs, score 150
+        _old_budget_run(full, preset, "pgd_at", seed, 4, b"w%d" % seed)
+    for epochs, top in ((6, (82, 71)), (S, (83, 72)), (S + 4, (83.5, 72))):
+        (_probe_run(probes, "pgd_at", [(70, 60)] * (epochs - 1) + [top]) / "best.pt").write_bytes(b"p%d" % epochs)
+    verdict = f"- `{preset}`: **{S} epochs** (4 → 6: +3.0, 6 → {S}: +2.0, {S} → {S + 4}: +0.5)"
+
+    before = T.render_budget(full, probes)
+    assert verdict in before and T.supported_budget(T.probe_rows(full, probes)) == S
+    assert f"Shared budget the ladder supports: **{S} epochs** (the longest of the methods' long-enough budgets), " \
+           "against the presets' 4 epochs: too short, the presets' budget should grow to it." in before
+    assert T.adopt_budget(full, probes)  # the presets train S epochs: the 4-epoch runs join the ladder
+    (row,) = T.probe_rows(full, probes)
+    assert [a["epochs"] for a in row["ladder"]] == [4, 6, S, S + 4] and row["shared"] == S
+    assert row["enough_at"] == S and row["complete"] and row["next"] is None
+    after = T.render_budget(full, probes)
+    assert verdict in after and "Next rung" not in after
+    assert f"Shared budget the ladder supports: **{S} epochs** (the longest of the methods' long-enough budgets), " \
+           f"against the presets' {S} epochs: long enough." in after
+    monkeypatch.setattr(T, "run_probe", lambda *a, **k: pytest.fail("trained a rung after the budget moved"))
+    args = ["tune", "--budget-probe", "--full-root", str(full), "--probe-root", str(probes), "--budget-out", str(out),
+            "--no-progress"]
+    assert cli_main(args) == 0
+    assert out.with_suffix(".md").read_text() == after
 
 
 def test_adopt_budget_refuses_before_moving_anything(tmp_path):
@@ -552,7 +591,7 @@ def test_adopt_budget_refuses_before_moving_anything(tmp_path):
     assert _tree(tmp_path) == taken
     shutil.rmtree(probes)
     # a probe at the new budget of another recipe
-    probe = _probe_run(probes, "trades", [(70, 60)] * T.probe_epochs("trades", 1.0))
+    probe = _probe_run(probes, "trades", [(70, 60)] * T.shared_epochs("trades"))
     cfg = json.loads((probe / "config.json").read_text())
     cfg["train"]["learners"][0]["optim"]["lr"] = 0.01
     (probe / "config.json").write_text(json.dumps(cfg))
@@ -595,6 +634,7 @@ def test_a_gain_of_exactly_one_point_is_not_flat_despite_float_residue(tmp_path,
     and the report prints +1.0, so it must count as a gain (the TRADES 15 → 20 epoch probe was exactly this)."""
     assert 87.0 + 71.6 - (86.9 + 70.7) < T.FLAT_TOL  # the residue this test is about
     monkeypatch.setattr(T, "shared_epochs", lambda method: 4)
+    monkeypatch.setattr(T, "PROBE_BASE_EPOCHS", 4)
     full, probes = tmp_path / "full", tmp_path / "probes"
     _final_run(full, "fmnist-smallcnn-trades", 0, [(70, 60), (75, 65), (80, 70), (86.9, 70.7)])
     _probe_run(probes, "trades", [(70, 60)] * 5 + [(87.0, 71.6)])
