@@ -40,21 +40,28 @@ class Profile:
     eval_batch_size: int = 500
     flat_lr: bool = False         # constant lr for every learner (short runs: a decaying schedule never trains)
     generalist_warmup: int | None = None  # merge.warmup_epochs override (redistribute before mixing starts)
+    generalist_every: int | None = None   # merge.redistribute_every override (the preset's scales with its budget)
 
     def apply(self, cfg: Config) -> Config:
         cfg = cfg.with_overrides(list(self.overrides))
         if self.flat_lr:
             cfg = cfg.with_overrides({f"train.learners.{i}.optim.lr_schedule": [[0.0, 1.0], [1.0, 1.0]]
                                       for i in range(len(cfg.train.learners))})
-        if self.generalist_warmup is not None and cfg.train.merge is not None:
-            cfg = cfg.with_overrides({"train.merge.warmup_epochs": self.generalist_warmup})
+        if cfg.train.merge is not None:
+            if self.generalist_warmup is not None:
+                cfg = cfg.with_overrides({"train.merge.warmup_epochs": self.generalist_warmup})
+            if self.generalist_every is not None:
+                cfg = cfg.with_overrides({"train.merge.redistribute_every": self.generalist_every})
         return cfg
 
     def describe(self, cfg: Config | None = None) -> str:
-        """What the profile changes (for ``cfg``: the Generalist warm-up only where there is a merge)."""
+        """What the profile changes (for ``cfg``: the Generalist merge only where there is one)."""
         extra = ["constant lr"] if self.flat_lr else []
-        if self.generalist_warmup is not None and (cfg is None or cfg.train.merge is not None):
-            extra.append(f"Generalist warm-up {self.generalist_warmup} epoch(s)")
+        if cfg is None or cfg.train.merge is not None:
+            if self.generalist_warmup is not None:
+                extra.append(f"Generalist warm-up {self.generalist_warmup} epoch(s)")
+            if self.generalist_every is not None:
+                extra.append(f"redistribution every {self.generalist_every} epoch(s)")
         return ", ".join([*self.overrides, *extra])
 
 
@@ -73,9 +80,10 @@ def card_description(cfg: Config, profile: Profile, overrides: Sequence[str] = (
 
 FULL = Profile("full", (), aa_n_examples=1000, quick_n_examples=None)
 # 3 epochs on 5,000 images with a constant lr (a decaying schedule squeezed into 3 epochs never trains). Generalist
-# redistributes at the ends of epochs 2 and 3; its natural learner is mixed in during epoch 3.
+# redistributes at the ends of epochs 2 and 3 (warm-up and period pinned: the preset's scale with the shared budget);
+# its natural learner is mixed in during epoch 3.
 QUICK = Profile("quick", ("data.train_subset=5000", "train.epochs=3", "train.selection.n_val=500"),
-                aa_n_examples=100, quick_n_examples=2000, flat_lr=True, generalist_warmup=1)
+                aa_n_examples=100, quick_n_examples=2000, flat_lr=True, generalist_warmup=1, generalist_every=1)
 
 
 def presets_for(family_or_preset: str, trainers: list[str]) -> list[str]:

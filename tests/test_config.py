@@ -10,6 +10,7 @@ import pytest
 from generalist_bench.config import Config, apply_overrides, config_from_dict, interp_schedule, save_config
 from generalist_bench.errors import ConfigError, UnknownNameError
 from generalist_bench.presets import (
+    FMNIST_EPOCHS,
     GAMMA_ADV,
     GAMMA_NAT,
     PAPER_LR,
@@ -63,7 +64,7 @@ def test_overrides_dotted_keys_indices_fractions_bools():
     assert cfg.data.train_subset == 1000
     # everything else is unchanged, and so is the original
     assert cfg.train.learners[0].optim.momentum == base.train.learners[0].optim.momentum
-    assert base.train.epochs == 10 and base.threat.eps == 0.1 and base.train.channels_last is True
+    assert base.train.epochs == FMNIST_EPOCHS and base.threat.eps == 0.1 and base.train.channels_last is True
     assert cfg.validate() is cfg
 
 
@@ -192,7 +193,9 @@ def test_yaml_file_with_preset_and_partial_overrides(tmp_path):
                         "  amp: 'off'\ndata:\n  val_size: 2000\n")
         cfg = load_config_file(path)
         assert cfg.train.trainer == "generalist" and cfg.train.epochs == 6 and cfg.data.val_size == 2000
-        assert cfg.train.merge.warmup_epochs == 4 and cfg.train.merge.redistribute_every == 1
+        preset_merge = get_preset("fmnist-smallcnn-generalist").train.merge
+        assert cfg.train.merge.warmup_epochs == 4  # the file's; the rest of the section is the preset's
+        assert cfg.train.merge.redistribute_every == preset_merge.redistribute_every != 4
         assert resolve_config(str(path)) == cfg
 
 

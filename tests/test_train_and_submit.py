@@ -131,13 +131,32 @@ def test_card_description_says_what_ran_unless_it_is_the_preset_recipe():
         "fmnist-smallcnn-pgd_at under the full profile (--set train.epochs=4): 4 epochs on all training images; "
         "not the preset's tuned recipe")
     quick_gen = tas.card_description(tas.QUICK.apply(gen), tas.QUICK)
-    assert "train.epochs=3" in quick_gen and "Generalist warm-up 1 epoch(s)" in quick_gen and "5,000" in quick_gen
+    assert "train.epochs=3" in quick_gen and "5,000" in quick_gen
+    assert "Generalist warm-up 1 epoch(s), redistribution every 1 epoch(s)" in quick_gen
     assert "warm-up" not in tas.card_description(tas.QUICK.apply(pgd), tas.QUICK)
     own = pgd.with_overrides(["train.epochs=4"])
     from dataclasses import replace
 
     own = replace(own, name="my-config", description="mine")  # not a registered preset: its own words
     assert tas.card_description(own, tas.FULL, ["train.epochs=4"]) == "mine"
+
+
+def test_the_quick_generalist_merge_does_not_follow_the_shared_budget():
+    """The preset's t′ and c scale with the shared budget (presets.fmnist_merge_epochs); the quick profile's 3-epoch
+    Generalist redistributes after epochs 1 and 2 whatever that budget is, so the quick cards do not change when it
+    does."""
+    from dataclasses import replace
+
+    from generalist_bench.presets import fmnist_merge_epochs, get_preset
+
+    gen = get_preset("fmnist-smallcnn-generalist")
+    for epochs in (10, 30, 40):
+        warmup, every = fmnist_merge_epochs(epochs)
+        preset = gen.with_overrides({"train.epochs": epochs, "train.merge.warmup_epochs": warmup,
+                                     "train.merge.redistribute_every": every})
+        quick = tas.QUICK.apply(preset)
+        assert (quick.train.epochs, quick.train.merge.warmup_epochs, quick.train.merge.redistribute_every) == (3, 1, 1)
+        assert replace(quick, description="") == replace(tas.QUICK.apply(gen), description="")
 
 
 def test_cards_link_the_tuning_log_only_for_the_tuned_recipe():

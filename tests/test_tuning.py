@@ -155,12 +155,14 @@ def test_winner_is_the_best_validation_score_once_all_trials_of_a_method_finishe
 
 def test_each_fmnist_preset_is_its_methods_committed_tuning_winner_at_the_final_budget():
     """The presets the zoo trains are the winners in the committed tuning log: each winner's saved config equals
-    the preset with the tuning budget's training subset (names, descriptions and standard training's selection
-    criterion aside: the tuning rescored every epoch with the log's criterion)."""
+    the preset with the tuning budget's training subset and epochs (Generalist's t′ and c by the preset's rule at
+    those epochs: the same fractions of training), names, descriptions and standard training's selection criterion
+    aside (the tuning rescored every epoch with the log's criterion). Whatever the shared budget, the rest of the
+    recipe is the tuned one."""
     from pathlib import Path
 
     from generalist_bench.config import config_from_dict
-    from generalist_bench.presets import get_preset
+    from generalist_bench.presets import fmnist_merge_epochs, get_preset
 
     root = Path(__file__).resolve().parents[1] / T.RUN_ROOT
     winners = T.winners(root)
@@ -168,9 +170,14 @@ def test_each_fmnist_preset_is_its_methods_committed_tuning_winner_at_the_final_
     for method, trial in winners.items():
         preset = get_preset(trial.preset)
         saved = config_from_dict(json.loads((T.run_dir(trial, root) / "config.json").read_text()))
+        epochs = T.TUNE_BUDGET["train.epochs"]
         expected = preset.with_overrides({
-            "data.train_subset": T.TUNE_BUDGET["data.train_subset"],
+            "data.train_subset": T.TUNE_BUDGET["data.train_subset"], "train.epochs": epochs,
             "train.selection.criterion": saved.train.selection.criterion})
+        if preset.train.merge is not None:
+            warmup, every = fmnist_merge_epochs(epochs)
+            expected = expected.with_overrides({"train.merge.warmup_epochs": warmup,
+                                                "train.merge.redistribute_every": every})
         assert saved.train.selection.criterion == preset.train.selection.criterion or method in T.CRITERION
         assert T.CRITERION.get(method, "clean+robust") == preset.train.selection.criterion
         a, b = expected.to_dict(), saved.to_dict()
