@@ -80,7 +80,8 @@ def main(argv=None) -> int:
         print(f"| {s} | {med:.0f} | {base / med:.2f}× |")
     hw = hardware()
     print(f"\n{args.images} images per epoch, torch {library_versions()['torch']}, {torch.get_num_threads()} threads, "
-          f"{hw['cpu']} ({hw['cpu_count']} cores)")
+          f"{hw['cpu']} ({hw['cpu_count']} cores, {hw['cpu_capability']}, bfloat16 instructions: "
+          f"{'yes' if hw['bf16_native'] else 'no'})")
     return 0
 
 

@@ -41,12 +41,26 @@ class Profile:
     flat_lr: bool = False         # constant lr for every learner (short runs: a decaying schedule never trains)
     generalist_warmup: int | None = None  # merge.warmup_epochs override (redistribute before mixing starts)
     generalist_every: int | None = None   # merge.redistribute_every override (the preset's scales with its budget)
+    bf16_native_only: bool = False        # bf16 autocast only where the CPU has bfloat16 instructions, else float32
+
+    def _emulated_bf16(self, cfg: Config) -> bool:
+        """Whether ``cfg`` would train under bf16 autocast emulated on this CPU (``bf16_native_only`` turns it off)."""
+        if not self.bf16_native_only:
+            return False
+        import torch
+
+        from .trainers.amp import emulated_bf16
+
+        dev = cfg.train.device if cfg.train.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        return emulated_bf16("bf16", torch.device(dev)) is not None
 
     def apply(self, cfg: Config) -> Config:
         cfg = cfg.with_overrides(list(self.overrides))
         if self.flat_lr:
             cfg = cfg.with_overrides({f"train.learners.{i}.optim.lr_schedule": [[0.0, 1.0], [1.0, 1.0]]
                                       for i in range(len(cfg.train.learners))})
+        if cfg.train.amp == "bf16" and self._emulated_bf16(cfg):
+            cfg = cfg.with_overrides({"train.amp": "off"})
         if cfg.train.merge is not None:
             if self.generalist_warmup is not None:
                 cfg = cfg.with_overrides({"train.merge.warmup_epochs": self.generalist_warmup})
@@ -57,6 +71,8 @@ class Profile:
     def describe(self, cfg: Config | None = None) -> str:
         """What the profile changes (for ``cfg``: the Generalist merge only where there is one)."""
         extra = ["constant lr"] if self.flat_lr else []
+        if cfg is not None and cfg.train.amp == "off" and self._emulated_bf16(cfg):
+            extra.append("float32 (bf16 autocast only on a CPU with bfloat16 instructions; this one has none)")
         if cfg is None or cfg.train.merge is not None:
             if self.generalist_warmup is not None:
                 extra.append(f"Generalist warm-up {self.generalist_warmup} epoch(s)")
@@ -81,9 +97,11 @@ def card_description(cfg: Config, profile: Profile, overrides: Sequence[str] = (
 FULL = Profile("full", (), aa_n_examples=1000, quick_n_examples=None)
 # 3 epochs on 5,000 images with a constant lr (a decaying schedule squeezed into 3 epochs never trains). Generalist
 # redistributes at the ends of epochs 2 and 3 (warm-up and period pinned: the preset's scale with the shared budget);
-# its natural learner is mixed in during epoch 3.
+# its natural learner is mixed in during epoch 3. On a CPU without bfloat16 instructions it trains in float32: emulated
+# bf16 autocast trained about 12x slower there (benchmarks/bf16/BF16.md), and the quick profile is a recipe of its own.
 QUICK = Profile("quick", ("data.train_subset=5000", "train.epochs=3", "train.selection.n_val=500"),
-                aa_n_examples=100, quick_n_examples=2000, flat_lr=True, generalist_warmup=1, generalist_every=1)
+                aa_n_examples=100, quick_n_examples=2000, flat_lr=True, generalist_warmup=1, generalist_every=1,
+                bf16_native_only=True)
 
 
 def presets_for(family_or_preset: str, trainers: list[str]) -> list[str]:

@@ -597,7 +597,7 @@ def probe_rows(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> li
                            "pgd20": chosen.get("val_robust", 0.0), "score": score,
                            "gain": _gain(score, ladder[-1]["score"]) if ladder else None,
                            "wall_min": summary.train_wall_time_s / 60,
-                           "cpu": summary.hardware.get("cpu") or "unknown"})
+                           "cpu": cpu_label(summary.hardware)})
         flat = [(a["epochs"], len(ladder) - 1 - i) for i, a in enumerate(ladder[:-1])
                 if _gain(max(b["score"] for b in ladder[i + 1:]), a["score"]) < FLAT_TOL]
         todo = [e for e in (probe_epochs(s) for s in PROBE_SCALES) if e not in runs]
@@ -608,6 +608,15 @@ def probe_rows(full_root: Path = FULL_ROOT, probe_root: Path = PROBE_ROOT) -> li
                      "flat_so_far": flat[0][0] if flat else None, "complete": complete,
                      "next": None if complete else todo[0]})
     return rows
+
+
+def cpu_label(hw: Mapping[str, Any]) -> str:
+    """A run's CPU as the report names it: the model name, and where the run recorded them its widest vector
+    instruction set and whether it computes bfloat16 natively (one model name has covered both kinds here)."""
+    label = hw.get("cpu") or "unknown"
+    if "cpu_capability" in hw:
+        label += f" ({hw['cpu_capability']}, {'bf16' if hw.get('bf16_native') else 'no bf16'} instructions)"
+    return label
 
 
 def supported_budget(rows: list[dict[str, Any]]) -> int | None:

@@ -159,6 +159,25 @@ def test_the_quick_generalist_merge_does_not_follow_the_shared_budget():
         assert replace(quick, description="") == replace(tas.QUICK.apply(gen), description="")
 
 
+def test_the_quick_profile_trains_in_float32_where_bf16_would_be_emulated(monkeypatch):
+    """The quick profile is a recipe of its own, meant to run in minutes: on a CPU without bfloat16 instructions (bf16
+    autocast emulated, ~12x slower than float32 on an AVX2 CPU) it trains in float32 and its card says so; on one with
+    them, or on a GPU, it keeps the preset's bf16. The full profile never changes the preset's precision."""
+    from generalist_bench.presets import get_preset
+    from generalist_bench.trainers import amp
+
+    pgd = get_preset("fmnist-smallcnn-pgd_at")
+    assert pgd.train.amp == "bf16"
+    monkeypatch.setattr(amp, "bf16_native", lambda: False)
+    quick = tas.QUICK.apply(pgd)
+    assert quick.train.amp == "off" and "float32" in tas.card_description(quick, tas.QUICK)
+    assert tas.FULL.apply(pgd).train.amp == "bf16" and "float32" not in tas.card_description(pgd, tas.FULL)
+    assert tas.QUICK.apply(pgd.with_overrides(["train.device=cuda"])).train.amp == "bf16"  # a GPU: not this rule
+    monkeypatch.setattr(amp, "bf16_native", lambda: True)
+    quick = tas.QUICK.apply(pgd)
+    assert quick.train.amp == "bf16" and "float32" not in tas.card_description(quick, tas.QUICK)
+
+
 def test_cards_link_the_tuning_log_only_for_the_tuned_recipe():
     from generalist_bench.presets import FMNIST_TUNING_LOG, get_preset, tuning_log_for
 

@@ -443,6 +443,11 @@ def test_budget_probe_ladder_says_from_which_budget_longer_training_stops_paying
     assert "Shared budget the ladder supports: **not known yet**" in md
     assert "| 2.5 |  | 0 | AMD EPYC |" not in md and "| +2.0 |  | 0 | AMD EPYC |" in md and "| 0 | unknown |" in md
     assert "Trained on 2 kinds of CPU (AMD EPYC, unknown)" in md
+    # a run that recorded its instruction set is told apart from another CPU of the same model name
+    assert T.cpu_label({"cpu": "AMD EPYC", "cpu_capability": "AVX2", "bf16_native": False}) == \
+        "AMD EPYC (AVX2, no bf16 instructions)"
+    assert T.cpu_label({"cpu": "AMD EPYC", "cpu_capability": "AVX512", "bf16_native": True}) == \
+        "AMD EPYC (AVX512, bf16 instructions)"
     # a probe whose name and length disagree, or of an edited preset, is one clear error
     bad = _probe_run(probes, "standard", [(70, 0)] * 7, criterion="clean")
     bad.parent.rename(probes / "fmnist-smallcnn-standard-e9")

@@ -47,6 +47,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..attacks.model_call import ModelCall
+from ..utils.env import bf16_native
 
 VERIFY_EVERY = 256
 # A searching row whose margin is below this fraction of its largest |logit| runs on the exact model from then on
@@ -163,17 +164,6 @@ def prepacked_copy(model: nn.Module) -> tuple[nn.Module | None, str]:
     if n == 0:
         return None, "no Conv2d inside an nn.Sequential to prepack"
     return fast, f"{n} Conv2d layer(s) prepacked in oneDNN blocks"
-
-
-def bf16_native() -> bool:
-    """Whether this CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX) for oneDNN to use. oneDNN's own
-    check also accepts plain AVX-512, where bfloat16 is emulated and can be slower than float32."""
-    cpu = getattr(torch, "cpu", None)
-    try:
-        return bool(torch.backends.mkldnn.is_available() and (cpu._is_avx512_bf16_supported()
-                                                              or cpu._is_amx_tile_supported()))
-    except (AttributeError, RuntimeError):
-        return False
 
 
 class SearchModel(nn.Module):

@@ -32,7 +32,7 @@ from ..models import model_for_dataset
 from ..utils.env import git_commit, hardware, library_versions
 from ..utils.io import atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
 from ..utils.testgate import gate
-from .amp import amp_context, grad_scaler
+from .amp import amp_context, emulated_bf16, grad_scaler
 from .augment import augment
 from .distributed import DistInfo, all_reduce_mean, average_float_buffers, barrier, init_distributed
 from .generalist import GlobalLearner, epoch_redistributes, iteration_redistributes, mixing_weights
@@ -332,6 +332,9 @@ class Trainer:
         if self.dist.is_primary:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.out_dir / "config.json", cfg.to_dict())
+            slow = emulated_bf16(t.amp, self.device)
+            if slow is not None and self.start_epoch <= t.epochs:
+                log.warning("%s", slow)
         barrier(self.dist)
         sel = t.selection
         epoch_bar = None

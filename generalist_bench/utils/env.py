@@ -39,6 +39,26 @@ def git_commit() -> str | None:
     return sha + ("-dirty" if dirty else "")
 
 
+def cpu_capability() -> str:
+    """The widest vector instruction set PyTorch's CPU kernels use here ("AVX2", "AVX512", "DEFAULT", ...)."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return "unknown"
+
+
+def bf16_native() -> bool:
+    """Whether this CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX) for oneDNN to use. Elsewhere
+    bfloat16 is emulated: oneDNN's own check also accepts plain AVX-512, and on an AVX2 CPU bf16 autocast trained
+    about 12x slower than float32 here (benchmarks/bf16/BF16.md)."""
+    cpu = getattr(torch, "cpu", None)
+    try:
+        return bool(torch.backends.mkldnn.is_available() and (cpu._is_avx512_bf16_supported()
+                                                              or cpu._is_amx_tile_supported()))
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def hardware() -> dict[str, object]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -50,6 +70,7 @@ def hardware() -> dict[str, object]:
     except OSError:
         pass
     info: dict[str, object] = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                               "cpu_capability": cpu_capability(), "bf16_native": bf16_native(),
                                "cuda": torch.cuda.is_available()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
