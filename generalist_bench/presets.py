@@ -129,8 +129,8 @@ def _generalist(adv: LearnerConfig, nat_optim: OptimConfig, merge: MergeConfig, 
 
 # ------------------------------------------------------------------------------------- Fashion-MNIST
 FMNIST_TUNING_LOG = "docs/tuning/fashion_mnist_Linf_0.1.md"
-FMNIST_EPOCHS = 30  # the budget every fmnist-smallcnn-* preset shares (README, "Configs and presets"; the budget
-# ladder in docs/tuning/fashion_mnist_Linf_0.1_budget.md: TRADES and Generalist still gained 1.5 points from 20 to 30)
+FMNIST_EPOCHS = 30  # the budget every fmnist-smallcnn-* preset shares (README, "Configs and presets"; why: the budget
+# ladder, docs/tuning/fashion_mnist_Linf_0.1_budget.md)
 FMNIST_BUDGET = {"data.train_subset": None, "train.epochs": FMNIST_EPOCHS, "train.batch_size": 128,
                  "train.amp": "bf16", "train.channels_last": True}
 # tuning winners (validation split only): lr 0.05 with the step schedule for standard training and PGD-AT alike
@@ -176,9 +176,10 @@ def fmnist_trades() -> Config:
 
 
 # Redistribution at the ends of epochs t′+c, t′+2c, …: the reference's first redistribution is in epoch 75 of
-# 120 (0.625·E), before the natural learner's mixing weight leaves 0 at 2/3 of training. Here t′ = 5, c = 1 (the
-# tuning's 0.5·E and 0.1·E) → ends of epochs 6, 7, …, 10; mixing starts after 2/3 of epoch 7. (Mixing a natural
-# learner that was never redistributed, i.e. trained apart from the start, averages two unrelated networks.)
+# 120 (0.625·E), before the natural learner's mixing weight leaves 0 at 2/3 of training. Here t′ = 0.5·E and
+# c = 0.1·E (the tuning's fractions): at E = 30, t′ = 15 and c = 3 → ends of epochs 18, 21, …, 30; mixing starts after
+# epoch 20. (Mixing a natural learner that was never redistributed, i.e. trained apart from the start, averages two
+# unrelated networks.)
 FMNIST_MERGE_FRACTIONS = (0.5, 0.1)  # t′ and c as fractions of training: the tuning winner's
 
 

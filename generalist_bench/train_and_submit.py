@@ -43,24 +43,24 @@ class Profile:
     generalist_every: int | None = None   # merge.redistribute_every override (the preset's scales with its budget)
     bf16_native_only: bool = False        # bf16 autocast only where the CPU has bfloat16 instructions, else float32
 
-    def _emulated_bf16(self, cfg: Config) -> bool:
-        """Whether ``cfg`` would train under bf16 autocast emulated on this CPU (``bf16_native_only`` turns it off)."""
-        if not self.bf16_native_only:
-            return False
+    def precision(self, cfg: Config) -> Config | None:
+        """The profile's last step, on the fully resolved config (overrides and seed included): with
+        ``bf16_native_only``, ``cfg`` in float32 if it would train under bf16 autocast emulated on this machine's CPU;
+        None when nothing changes. The quick recipe then depends on the machine, as its card says."""
+        if not self.bf16_native_only or cfg.train.amp != "bf16":
+            return None
         import torch
 
         from .trainers.amp import emulated_bf16
 
         dev = cfg.train.device if cfg.train.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        return emulated_bf16("bf16", torch.device(dev)) is not None
+        return cfg.with_overrides({"train.amp": "off"}) if emulated_bf16("bf16", torch.device(dev)) else None
 
     def apply(self, cfg: Config) -> Config:
         cfg = cfg.with_overrides(list(self.overrides))
         if self.flat_lr:
             cfg = cfg.with_overrides({f"train.learners.{i}.optim.lr_schedule": [[0.0, 1.0], [1.0, 1.0]]
                                       for i in range(len(cfg.train.learners))})
-        if cfg.train.amp == "bf16" and self._emulated_bf16(cfg):
-            cfg = cfg.with_overrides({"train.amp": "off"})
         if cfg.train.merge is not None:
             if self.generalist_warmup is not None:
                 cfg = cfg.with_overrides({"train.merge.warmup_epochs": self.generalist_warmup})
@@ -68,12 +68,13 @@ class Profile:
                 cfg = cfg.with_overrides({"train.merge.redistribute_every": self.generalist_every})
         return cfg
 
-    def describe(self, cfg: Config | None = None) -> str:
-        """What the profile changes (for ``cfg``: the Generalist merge only where there is one)."""
+    def describe(self, cfg: Config | None = None, fp32: bool = False) -> str:
+        """What the profile changes (for ``cfg``: the Generalist merge only where it redistributes by epoch; ``fp32``:
+        ``precision`` switched the run to float32)."""
         extra = ["constant lr"] if self.flat_lr else []
-        if cfg is not None and cfg.train.amp == "off" and self._emulated_bf16(cfg):
+        if fp32:
             extra.append("float32 (bf16 autocast only on a CPU with bfloat16 instructions; this one has none)")
-        if cfg is None or cfg.train.merge is not None:
+        if cfg is None or (cfg.train.merge is not None and cfg.train.merge.redistribute == "epoch"):
             if self.generalist_warmup is not None:
                 extra.append(f"Generalist warm-up {self.generalist_warmup} epoch(s)")
             if self.generalist_every is not None:
@@ -81,7 +82,7 @@ class Profile:
         return ", ".join([*self.overrides, *extra])
 
 
-def card_description(cfg: Config, profile: Profile, overrides: Sequence[str] = ()) -> str:
+def card_description(cfg: Config, profile: Profile, overrides: Sequence[str] = (), fp32: bool = False) -> str:
     """The card's recipe description. A preset run as registered (any seed) keeps the preset's; a preset run under
     a profile or ``--set`` overrides says what ran instead, so that no card claims the preset's tuned budget for a
     shorter or different run. A config that is not a registered preset keeps its own."""
@@ -89,7 +90,7 @@ def card_description(cfg: Config, profile: Profile, overrides: Sequence[str] = (
         return cfg.description
     n = "all" if cfg.data.train_subset is None else f"{cfg.data.train_subset:,}"
     e = cfg.train.epochs
-    what = ", ".join(x for x in (profile.describe(cfg), *(f"--set {o}" for o in overrides)) if x)
+    what = ", ".join(x for x in (profile.describe(cfg, fp32), *(f"--set {o}" for o in overrides)) if x)
     return (f"{cfg.name} under the {profile.name} profile ({what}): {e} epoch{'s' * (e != 1)} on {n} training "
             "images; not the preset's tuned recipe")
 
@@ -182,6 +183,8 @@ def submit_one(preset: str, profile: Profile, args: argparse.Namespace, command:
 
     seed_override = [] if seed is None else [f"train.seed={seed}"]
     cfg = resolve_config(profile.apply(resolve_config(preset)), [*args.overrides, *seed_override])
+    fp32_cfg = profile.precision(cfg)
+    cfg = fp32_cfg or cfg
     out_dir = Path(args.runs_dir) / profile.name / cfg.name / f"seed{cfg.train.seed}"
     # concurrent submissions of the same preset take turns: the second resumes the first's finished work
     lock = out_dir.parent / f".submit-seed{cfg.train.seed}.lock"
@@ -192,10 +195,11 @@ def submit_one(preset: str, profile: Profile, args: argparse.Namespace, command:
         print(f"== {cfg.name}: another train_and_submit is working on it; waiting for it to finish",
               file=sys.stderr, flush=True)
     with file_lock(lock):
-        return _submit_locked(cfg, out_dir, profile, args, command)
+        return _submit_locked(cfg, out_dir, profile, args, command, fp32=fp32_cfg is not None)
 
 
-def _submit_locked(cfg: Config, out_dir: Path, profile: Profile, args: argparse.Namespace, command: str) -> dict:
+def _submit_locked(cfg: Config, out_dir: Path, profile: Profile, args: argparse.Namespace, command: str, *,
+                   fp32: bool = False) -> dict:
     from .trainers.trainer import Trainer
     from .zoo.card import Provenance, Work, make_card
     from .zoo.store import save_to_zoo, unchanged_entry
@@ -211,10 +215,11 @@ def _submit_locked(cfg: Config, out_dir: Path, profile: Profile, args: argparse.
           flush=True)
     quick = _evaluate(result.model, cfg, "quick", profile.quick_n_examples, out_dir, profile, progress)
     summary = result.summary
-    card_cfg = replace(cfg, description=card_description(cfg, profile, args.overrides))  # trains as cfg
+    card_cfg = replace(cfg, description=card_description(cfg, profile, args.overrides, fp32))  # trains as cfg
     card = make_card(card_cfg, {"autoattack": aa, "quick": quick}, training=summary,
                      provenance=Provenance.here(command), quick=profile.name == "quick", tuning_log=tuning_log_for(cfg),
-                     work=Work(footnote=f"quick profile: {profile.describe(cfg)}" if profile.name == "quick" else None))
+                     work=Work(footnote=f"quick profile: {profile.describe(cfg, fp32)}" if profile.name == "quick"
+                               else None))
     kept = unchanged_entry(result.model.state_dict(), card, args.model_dir)
     if kept is not None:  # a finished run submitted again: its card keeps the date and commit that made it
         print(f"== {cfg.name}: already published with these weights and results; keeping {kept}", file=sys.stderr,

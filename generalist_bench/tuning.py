@@ -508,7 +508,7 @@ def shared_epochs(method: str) -> int:
 
 
 def probe_epochs(scale: float) -> int:
-    """The ladder's rung at ``scale`` × PROBE_BASE_EPOCHS, rounded up (1.5 × 15 is 23, not 22). Fixed epochs, the
+    """The ladder's rung at ``scale`` × PROBE_BASE_EPOCHS, rounded up (1.5 × 15 would be 23). Fixed epochs, the
     same for every method and whatever the shared budget is now."""
     return math.ceil(round(scale * PROBE_BASE_EPOCHS, 6))
 

@@ -162,20 +162,44 @@ def test_the_quick_generalist_merge_does_not_follow_the_shared_budget():
 def test_the_quick_profile_trains_in_float32_where_bf16_would_be_emulated(monkeypatch):
     """The quick profile is a recipe of its own, meant to run in minutes: on a CPU without bfloat16 instructions (bf16
     autocast emulated, ~12x slower than float32 on an AVX2 CPU) it trains in float32 and its card says so; on one with
-    them, or on a GPU, it keeps the preset's bf16. The full profile never changes the preset's precision."""
-    from generalist_bench.presets import get_preset
+    them, or on a GPU, it keeps the preset's bf16. The rule sees the fully resolved config (a user's --set
+    train.amp / train.device included); a config in float32 already is not said to have been switched; the full
+    profile never changes a preset's precision."""
+    from generalist_bench.presets import get_preset, resolve_config
     from generalist_bench.trainers import amp
 
-    pgd = get_preset("fmnist-smallcnn-pgd_at")
+    pgd = get_preset("fmnist-smallcnn-pgd_at").with_overrides(["train.device=cpu"])
     assert pgd.train.amp == "bf16"
     monkeypatch.setattr(amp, "bf16_native", lambda: False)
-    quick = tas.QUICK.apply(pgd)
-    assert quick.train.amp == "off" and "float32" in tas.card_description(quick, tas.QUICK)
-    assert tas.FULL.apply(pgd).train.amp == "bf16" and "float32" not in tas.card_description(pgd, tas.FULL)
-    assert tas.QUICK.apply(pgd.with_overrides(["train.device=cuda"])).train.amp == "bf16"  # a GPU: not this rule
+    fp32 = tas.QUICK.precision(tas.QUICK.apply(pgd))
+    assert fp32 is not None and fp32.train.amp == "off"
+    assert fp32.with_overrides(["train.amp=bf16"]) == tas.QUICK.apply(pgd)  # nothing else changes
+    assert "float32" in tas.card_description(fp32, tas.QUICK, fp32=True)
+    assert "float32" in tas.QUICK.describe(fp32, fp32=True) and "float32" not in tas.QUICK.describe(fp32)
+    assert tas.FULL.precision(pgd) is None
+    assert tas.QUICK.precision(tas.QUICK.apply(pgd.with_overrides(["train.device=cuda"]))) is None  # a GPU
+    assert tas.QUICK.precision(tas.QUICK.apply(pgd.with_overrides(["train.amp=off"]))) is None  # float32 already
+    cifar = resolve_config("cifar10-resnet18-pgd_at")
+    assert cifar.train.amp == "off" and tas.QUICK.precision(tas.QUICK.apply(cifar)) is None
     monkeypatch.setattr(amp, "bf16_native", lambda: True)
-    quick = tas.QUICK.apply(pgd)
-    assert quick.train.amp == "bf16" and "float32" not in tas.card_description(quick, tas.QUICK)
+    assert tas.QUICK.precision(tas.QUICK.apply(pgd)) is None
+
+
+def test_submit_applies_the_precision_rule_after_the_users_overrides(dirs, monkeypatch):
+    """The rule sees the run's resolved config (here --set train.device=cpu): on a CPU without bfloat16 instructions
+    the quick run trains in float32, and its card's recipe and footnote say so."""
+    from dataclasses import replace
+
+    from generalist_bench.trainers import amp
+
+    monkeypatch.setattr(tas, "QUICK", replace(TINY, bf16_native_only=True))
+    monkeypatch.setattr(amp, "bf16_native", lambda: False)
+    assert main([*_argv(dirs, "--set", "train.device=cpu"), "--trainers", "standard"]) == 0
+    (card,) = (dirs["zoo"] / "fashion_mnist" / "Linf").glob("*.json")
+    card = json.loads(card.read_text())
+    assert card["recipe"]["train"]["amp"] == "off" and "float32" in card["footnote"]
+    assert json.loads((dirs["runs"] / "quick" / "fmnist-smallcnn-standard" / "seed0" / "config.json").read_text())[
+        "train"]["amp"] == "off"
 
 
 def test_cards_link_the_tuning_log_only_for_the_tuned_recipe():

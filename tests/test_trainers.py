@@ -350,10 +350,13 @@ def test_bf16_on_a_cpu_without_bfloat16_instructions_is_one_warning(tmp_path, mo
         if warned:
             assert "--set train.amp=off" in msgs[0] and "another recipe" in msgs[0]
     monkeypatch.setattr(amp, "bf16_native", lambda: False)
-    caplog.clear()
-    (tmp_path / "False-bf16" / "checkpoint.pt").unlink()
-    Trainer(cfg, tmp_path / "False-bf16", resume=True, progress=False).run()  # finished: reopened, nothing trained
-    assert not [r for r in caplog.records if "emulates bfloat16" in r.getMessage()]
+    run = tmp_path / "False-bf16"
+    for keep_checkpoint in (True, False):  # a finished run reopened, with its checkpoint or without: nothing trained
+        if not keep_checkpoint:
+            (run / "checkpoint.pt").unlink()
+        caplog.clear()
+        Trainer(cfg, run, resume=True, progress=False).run()
+        assert not [r for r in caplog.records if "emulates bfloat16" in r.getMessage()], keep_checkpoint
 
 
 def test_epoch_seed_streams_differ():
