@@ -99,7 +99,7 @@ FULL = Profile("full", (), aa_n_examples=1000, quick_n_examples=None)
 # 3 epochs on 5,000 images with a constant lr (a decaying schedule squeezed into 3 epochs never trains). Generalist
 # redistributes at the ends of epochs 2 and 3 (warm-up and period pinned: the preset's scale with the shared budget);
 # its natural learner is mixed in during epoch 3. On a CPU without bfloat16 instructions it trains in float32: emulated
-# bf16 autocast trained about 12x slower there (benchmarks/bf16/BF16.md), and the quick profile is a recipe of its own.
+# bf16 autocast trained 12-15x slower there (benchmarks/bf16/BF16.md), and the quick profile is a recipe of its own.
 QUICK = Profile("quick", ("data.train_subset=5000", "train.epochs=3", "train.selection.n_val=500"),
                 aa_n_examples=100, quick_n_examples=2000, flat_lr=True, generalist_warmup=1, generalist_every=1,
                 bf16_native_only=True)

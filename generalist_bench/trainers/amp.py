@@ -28,11 +28,11 @@ def grad_scaler(mode: str, device: torch.device):
 
 def emulated_bf16(mode: str, device: torch.device) -> str | None:
     """The warning for bf16 autocast on a CPU that has no bfloat16 instructions (None where there is nothing to say):
-    the autocast still runs, emulated, and on an AVX2 CPU trained about 12x slower than float32
+    the autocast still runs, emulated, and on an AVX2 CPU trained 12-15x slower than float32
     (benchmarks/bf16/BF16.md). Turning it off is a change of recipe, so it is the user's call, not ours."""
     if mode != "bf16" or device.type != "cpu" or bf16_native():
         return None
     return (f"train.amp=bf16 on a CPU without bfloat16 instructions (no AVX512-BF16 or AMX; widest: "
-            f"{cpu_capability()}): autocast emulates bfloat16, about 12x slower than float32 on an AVX2 CPU "
+            f"{cpu_capability()}): autocast emulates bfloat16, 12-15x slower than float32 on an AVX2 CPU "
             "(benchmarks/bf16/BF16.md). --set train.amp=off trains in float32, which is another recipe than the "
             "preset's")
