@@ -306,6 +306,13 @@ def test_methods_over_seeds_and_paired_mcnemar():
     assert pairs[("trades", 0, "clean")].note == "different points" and pairs[("trades", 0, "clean")].p_value is None
     md = "\n".join(seeds.markdown(seeds.method_stats(cards), seeds.paired(cards)))
     assert "| Generalist | 2 | 95.00 ± 7.07 |" in md and "not comparable: different points" in md
+    # seed 0 of PGD-AT retrained under a new shared budget: that pair is not compared, nor pooled
+    cards[2].budget = "30 epochs"
+    for c in cards[:2] + cards[3:]:
+        c.budget = "10 epochs"
+    pairs = {(q.b, q.seed, q.what): q for q in seeds.paired(cards)}
+    assert pairs[("pgd_at", 0, "robust")].note == "different budget" and pairs[("pgd_at", 0, "robust")].p_value is None
+    assert pairs[("pgd_at", 1, "robust")].note == "" and ("pgd_at", None, "robust") not in pairs  # one pair: no pool
 
 
 def test_html_templates_escape_every_value_and_keep_markup():

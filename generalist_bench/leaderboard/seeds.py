@@ -119,8 +119,11 @@ def paired(cards: Iterable[Any], reference: str = REFERENCE, baselines: Sequence
         used: list[int] = []
         n = 0
         for s in seeds:
-            ea, eb = by[(reference, s)].primary_evaluation, by[(b, s)].primary_evaluation
-            why = _why_not(ea, eb)
+            ca, cb = by[(reference, s)], by[(b, s)]
+            ea, eb = ca.primary_evaluation, cb.primary_evaluation
+            # a pair trained under two budgets (a sweep moving to a new shared budget) is not a comparison of methods
+            why = _why_not(ea, eb) or ("different budget" if getattr(ca, "budget", "") != getattr(cb, "budget", "")
+                                       else "")
             for what in ("clean", "robust"):
                 if why:
                     out.append(Paired(reference, b, s, what, ea["n_examples"], 0, 0, note=why))
