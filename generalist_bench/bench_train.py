@@ -8,12 +8,17 @@ for the cost claims in the README (Generalist vs PGD-AT, TRADES vs PGD-AT, bf16 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
 import time
 
 import torch
 
+from .config import Config
+from .errors import ConfigError
 from .presets import get_preset
+from .trainers.amp import BF16_KERNELS_ENV
 from .trainers.trainer import Trainer
 from .utils.env import hardware, library_versions
 
@@ -21,14 +26,45 @@ DEFAULT = ("fmnist-smallcnn-pgd_at", "fmnist-smallcnn-generalist", "fmnist-small
            "fmnist-smallcnn-pgd_at+train.amp=bf16", "fmnist-smallcnn-pgd_at+train.channels_last=true")
 
 
-def time_epoch(spec: str, n: int) -> float:
+def parse_spec(spec: str, *base: str) -> tuple[Config, str | None]:
+    """``PRESET[+key=value...][@native|@float32]`` → (the preset with ``base`` overrides, then the spec's; kernels):
+    the ``@`` suffix picks the kernels of bf16 autocast on a CPU (trainers/amp.py) and needs a spec that trains
+    under bf16."""
+    spec, at, kernels = spec.partition("@")
     preset, *ov = spec.split("+")
-    cfg = get_preset(preset).with_overrides([f"data.train_subset={n}", "train.selection.n_val=64", *ov])
+    cfg = get_preset(preset).with_overrides([*base, *ov])
+    if at and (kernels not in ("native", "float32") or cfg.train.amp != "bf16"):
+        raise ConfigError(f"{spec}@{kernels}: the suffix is @native or @float32, on a spec that trains under bf16 "
+                          f"autocast (this one: train.amp={cfg.train.amp})")
+    return cfg, kernels or None
+
+
+@contextlib.contextmanager
+def kernels_env(kernels: str | None):
+    """``GENERALIST_BENCH_BF16_KERNELS`` set to ``kernels`` for one entry (None: as the caller's environment has it)."""
+    if kernels is None:
+        yield
+        return
+    old = os.environ.get(BF16_KERNELS_ENV)
+    os.environ[BF16_KERNELS_ENV] = kernels
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[BF16_KERNELS_ENV]
+        else:
+            os.environ[BF16_KERNELS_ENV] = old
+
+
+def time_epoch(spec: str, n: int) -> float:
+    """One training epoch of ``spec`` (``parse_spec``) on ``n`` images, in img/s."""
+    cfg, kernels = parse_spec(spec, f"data.train_subset={n}", "train.selection.n_val=64")
     trainer = Trainer(cfg, "/nonexistent/never-written", progress=False)
     trainer._setup()
-    start = time.perf_counter()
-    trainer._train_epoch(1)
-    return n / (time.perf_counter() - start)
+    with kernels_env(kernels):
+        start = time.perf_counter()
+        trainer._train_epoch(1)
+        return n / (time.perf_counter() - start)
 
 
 def train_and_score(spec: str, n: int, epochs: int, n_test: int) -> tuple[float, float, float]:
@@ -39,10 +75,9 @@ def train_and_score(spec: str, n: int, epochs: int, n_test: int) -> tuple[float,
     from .data import load_dataset
     from .trainers.validation import validate
 
-    preset, *ov = spec.split("+")
-    cfg = get_preset(preset).with_overrides([f"data.train_subset={n}", f"train.epochs={epochs}",
-                                             "train.selection.criterion=last", "train.selection.n_val=200", *ov])
-    with tempfile.TemporaryDirectory() as tmp:
+    cfg, kernels = parse_spec(spec, f"data.train_subset={n}", f"train.epochs={epochs}",
+                              "train.selection.criterion=last", "train.selection.n_val=200")
+    with tempfile.TemporaryDirectory() as tmp, kernels_env(kernels):
         res = Trainer(cfg, tmp, progress=False).run()
     x, y = load_dataset(cfg.data.dataset, "test").subset(n_test)
     m = validate(res.model.float(), x, y, eps=cfg.threat.eps, norm=cfg.threat.norm, steps=20, seed=0)
@@ -52,7 +87,9 @@ def train_and_score(spec: str, n: int, epochs: int, n_test: int) -> tuple[float,
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m generalist_bench.bench_train", description=__doc__)
-    p.add_argument("specs", nargs="*", default=list(DEFAULT), help="PRESET[+key=value...] (default: %(default)s)")
+    p.add_argument("specs", nargs="*", default=list(DEFAULT),
+                   help="PRESET[+key=value...][@native|@float32] (the suffix: bf16 autocast's kernels on a CPU, "
+                   "trainers/amp.py; default: %(default)s)")
     p.add_argument("--images", type=int, default=2560, help="training images per timed epoch")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--accuracy", action="store_true", help="instead: train each spec for --epochs on --images "

@@ -45,8 +45,8 @@ class Profile:
 
     def precision(self, cfg: Config) -> Config | None:
         """The profile's last step, on the fully resolved config (overrides and seed included): with
-        ``bf16_native_only``, ``cfg`` in float32 if it would train under bf16 autocast emulated on this machine's CPU;
-        None when nothing changes. The quick recipe then depends on the machine, as its card says."""
+        ``bf16_native_only``, ``cfg`` in float32 if it would train under bf16 autocast on a CPU without bfloat16
+        instructions; None when nothing changes. The quick recipe then depends on the machine, as its card says."""
         if not self.bf16_native_only or cfg.train.amp != "bf16":
             return None
         import torch
@@ -98,8 +98,9 @@ def card_description(cfg: Config, profile: Profile, overrides: Sequence[str] = (
 FULL = Profile("full", (), aa_n_examples=1000, quick_n_examples=None)
 # 3 epochs on 5,000 images with a constant lr (a decaying schedule squeezed into 3 epochs never trains). Generalist
 # redistributes at the ends of epochs 2 and 3 (warm-up and period pinned: the preset's scale with the shared budget);
-# its natural learner is mixed in during epoch 3. On a CPU without bfloat16 instructions it trains in float32: emulated
-# bf16 autocast trained 12-15x slower there (benchmarks/bf16/BF16.md), and the quick profile is a recipe of its own.
+# its natural learner is mixed in during epoch 3. On a CPU without bfloat16 instructions it trains in float32, the
+# quick profile being a recipe of its own. The rule predates the trainer's float32 kernels for bf16 products there
+# (trainers/amp.py; benchmarks/bf16/BF16.md); the committed quick cards were made under it.
 QUICK = Profile("quick", ("data.train_subset=5000", "train.epochs=3", "train.selection.n_val=500"),
                 aa_n_examples=100, quick_n_examples=2000, flat_lr=True, generalist_warmup=1, generalist_every=1,
                 bf16_native_only=True)

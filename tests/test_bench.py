@@ -71,3 +71,29 @@ def test_agreement_section_compares_the_fast_engine_with_a_saved_exact_result(tm
     other.write_text(ref.to_json().replace(ref.protocol["model_sha256"], "0" * 64))
     with pytest.raises(SystemExit, match="another model"):
         agreement_section(name, str(other))
+
+
+def test_bench_train_kernel_suffix_sets_the_variable_for_one_entry_only(monkeypatch):
+    """``PRESET@native`` times the epoch with GENERALIST_BENCH_BF16_KERNELS=native and restores the caller's
+    environment after; a bad suffix, or one on a spec that does not train under bf16, fails before any timing; the
+    spec's own overrides win over the bench's."""
+    import os
+
+    from generalist_bench import bench_train
+    from generalist_bench.errors import ConfigError
+    from generalist_bench.trainers.amp import BF16_KERNELS_ENV
+
+    seen = []
+    monkeypatch.setattr(bench_train.Trainer, "_train_epoch", lambda self, epoch: seen.append(
+        (os.environ.get(BF16_KERNELS_ENV), self.cfg.train.amp)))
+    monkeypatch.setenv(BF16_KERNELS_ENV, "auto")
+    bench_train.time_epoch("fmnist-smallcnn-standard+train.amp=bf16@native", 64)
+    bench_train.time_epoch("fmnist-smallcnn-standard+train.amp=off", 64)
+    assert seen == [("native", "bf16"), ("auto", "off")] and os.environ[BF16_KERNELS_ENV] == "auto"
+    for bad in ("fmnist-smallcnn-standard+train.amp=bf16@fp32", "fmnist-smallcnn-standard+train.amp=off@native"):
+        with pytest.raises(ConfigError, match="the suffix is @native or @float32"):
+            bench_train.time_epoch(bad, 64)
+    assert len(seen) == 2 and os.environ[BF16_KERNELS_ENV] == "auto"
+    cfg, kernels = bench_train.parse_spec("fmnist-smallcnn-standard+train.selection.n_val=32@float32",
+                                          "train.selection.n_val=64")
+    assert cfg.train.selection.n_val == 32 and kernels == "float32"

@@ -162,11 +162,10 @@ def test_the_quick_generalist_merge_does_not_follow_the_shared_budget():
 
 
 def test_the_quick_profile_trains_in_float32_where_bf16_would_be_emulated(monkeypatch):
-    """The quick profile is a recipe of its own, meant to run in minutes: on a CPU without bfloat16 instructions (bf16
-    autocast emulated, 12-15x slower than float32 on an AVX2 CPU) it trains in float32 and its card says so; on one with
-    them, or on a GPU, it keeps the preset's bf16. The rule sees the fully resolved config (a user's --set
-    train.amp / train.device included); a config in float32 already is not said to have been switched; the full
-    profile never changes a preset's precision."""
+    """The quick profile is a recipe of its own, meant to run in minutes: on a CPU without bfloat16 instructions it
+    trains in float32 and its card says so; on one with them, or on a GPU, it keeps the preset's bf16. The rule sees
+    the fully resolved config (a user's --set train.amp / train.device included); a config in float32 already is not
+    said to have been switched; the full profile never changes a preset's precision."""
     from generalist_bench.presets import get_preset, resolve_config
     from generalist_bench.trainers import amp
 

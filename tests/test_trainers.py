@@ -329,34 +329,66 @@ def test_bf16_autocast_runs(tmp_path):
     assert res.history[0]["train"]["pgd_at/loss"] > 0
 
 
-def test_bf16_on_a_cpu_without_bfloat16_instructions_is_one_warning(tmp_path, monkeypatch, caplog):
-    """Emulated bf16 autocast trained 12-15x slower than float32 on an AVX2 CPU: training says so once, naming the
-    way out, and trains as configured (turning it off would change the recipe); a CPU with bfloat16 instructions, a
-    float32 run and the reopening of a finished run say nothing."""
+def test_bf16_on_a_cpu_without_bfloat16_instructions_runs_float32_kernels_and_says_so_once(tmp_path, monkeypatch,
+                                                                                         caplog):
+    """bf16 autocast on a CPU without bfloat16 instructions: every product of training (forward, the attack's
+    backward, the training backward) reaches its kernel in float32 (trainers/amp.py), training notes it once and every
+    epoch's record names the kernels; PyTorch's own kernels forced by GENERALIST_BENCH_BF16_KERNELS=native run bfloat16
+    products and are one warning (slow); a CPU with bfloat16 instructions records "native" and says nothing; float32
+    training records nothing; reopening a finished run says nothing; a bad variable fails before any work."""
     import logging
+
+    from torch.utils._python_dispatch import TorchDispatchMode
 
     from generalist_bench.trainers import amp
 
-    cfg = tiny("fmnist-smallcnn-standard", "train.epochs=1", "train.amp=bf16", "train.selection.n_val=16")
-    caplog.set_level(logging.WARNING, logger="generalist_bench.train")
-    for native, amp_mode, warned in ((False, "bf16", True), (True, "bf16", False), (False, "off", False)):
+    class Products(TorchDispatchMode):  # below the trainer's mode: the dtypes products reach their kernels with
+        def __init__(self):
+            super().__init__()
+            self.dtypes = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in amp.PRODUCTS:
+                self.dtypes |= {a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()}
+            return func(*args, **(kwargs or {}))
+
+    cfg = tiny("fmnist-smallcnn-pgd_at", "train.epochs=1", "train.amp=bf16", "train.selection.n_val=16")
+    caplog.set_level(logging.INFO, logger="generalist_bench.train")
+    monkeypatch.delenv(amp.BF16_KERNELS_ENV, raising=False)
+    bf16, fp32 = torch.bfloat16, torch.float32
+    cases = ((False, "bf16", None, "float32", logging.INFO, {fp32}),
+             (False, "bf16", "native", "native", logging.WARNING, {bf16, fp32}),  # validation runs in float32
+             (True, "bf16", None, "native", None, {bf16, fp32}), (False, "off", None, None, None, {fp32}))
+    for native, amp_mode, env, kernels, level, dtypes in cases:
         monkeypatch.setattr(amp, "bf16_native", lambda native=native: native)
+        if env:
+            monkeypatch.setenv(amp.BF16_KERNELS_ENV, env)
         caplog.clear()
-        run = tmp_path / f"{native}-{amp_mode}"
-        res = Trainer(cfg.with_overrides([f"train.amp={amp_mode}"]), run, progress=False).run()
-        assert res.summary.epochs == 1
-        msgs = [r.getMessage() for r in caplog.records if "emulates bfloat16" in r.getMessage()]
-        assert len(msgs) == warned, (native, amp_mode)
-        if warned:
-            assert "--set train.amp=off" in msgs[0] and "another recipe" in msgs[0]
+        run = tmp_path / f"{native}-{amp_mode}-{env}"
+        with Products() as seen:
+            res = Trainer(cfg.with_overrides([f"train.amp={amp_mode}"]), run, progress=False).run()
+        monkeypatch.delenv(amp.BF16_KERNELS_ENV, raising=False)
+        case = (native, amp_mode, env)
+        assert res.summary.epochs == 1 and res.history[0].get("bf16_kernels") == kernels, case
+        assert seen.dtypes == dtypes, case
+        msgs = [r for r in caplog.records if "bfloat16 instructions" in r.getMessage()]
+        assert [r.levelno for r in msgs] == ([level] if level else []), case
+        if level == logging.INFO:
+            assert "float32 kernels" in msgs[0].getMessage() and "=native" in msgs[0].getMessage()
+        if level == logging.WARNING:
+            assert "slower than float32" in msgs[0].getMessage()
     monkeypatch.setattr(amp, "bf16_native", lambda: False)
-    run = tmp_path / "False-bf16"
+    run = tmp_path / "False-bf16-None"
     for keep_checkpoint in (True, False):  # a finished run reopened, with its checkpoint or without: nothing trained
         if not keep_checkpoint:
             (run / "checkpoint.pt").unlink()
         caplog.clear()
         Trainer(cfg, run, resume=True, progress=False).run()
-        assert not [r for r in caplog.records if "emulates bfloat16" in r.getMessage()], keep_checkpoint
+        assert not [r for r in caplog.records if "bfloat16 instructions" in r.getMessage()], keep_checkpoint
+    monkeypatch.setenv(amp.BF16_KERNELS_ENV, "fp32")
+    with pytest.raises(ConfigError, match="GENERALIST_BENCH_BF16_KERNELS='fp32'; valid: auto, native, float32"):
+        Trainer(cfg, tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_epoch_seed_streams_differ():

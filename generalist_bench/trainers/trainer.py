@@ -11,6 +11,7 @@ epoch k and resumed ends bit-identical (on CPU) to an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -32,7 +33,7 @@ from ..models import model_for_dataset
 from ..utils.env import git_commit, hardware, library_versions
 from ..utils.io import atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
 from ..utils.testgate import gate
-from .amp import amp_context, emulated_bf16, grad_scaler
+from .amp import Float32Kernels, amp_context, bf16_kernels, bf16_note, grad_scaler
 from .augment import augment
 from .distributed import DistInfo, all_reduce_mean, average_float_buffers, barrier, init_distributed
 from .generalist import GlobalLearner, epoch_redistributes, iteration_redistributes, mixing_weights
@@ -98,6 +99,7 @@ class Trainer:
         if dev == "cuda" and self.dist.enabled:
             dev = f"cuda:{self.dist.local_rank}"
         self.device = torch.device(dev)
+        bf16_kernels(t.amp, self.device)  # a bad GENERALIST_BENCH_BF16_KERNELS fails here, before any work
         self.checkpoint_path = self.out_dir / "checkpoint.pt"
         self.best_path = self.out_dir / "best.pt"
 
@@ -201,6 +203,16 @@ class Trainer:
         return lrs
 
     def _train_epoch(self, epoch: int) -> dict:
+        """One epoch; bf16 products on the kernels ``bf16_kernels`` picks (entered around forward and backward
+        alike), recorded in the epoch's record (a resumed run may have changed machine)."""
+        kernels = bf16_kernels(self.cfg.train.amp, self.device)
+        with Float32Kernels() if kernels == "float32" else contextlib.nullcontext():
+            rec = self._epoch(epoch)
+        if kernels is not None:
+            rec["bf16_kernels"] = kernels
+        return rec
+
+    def _epoch(self, epoch: int) -> dict:
         cfg, t = self.cfg, self.cfg.train
         E = t.epochs
         r = 2 * self.dist.rank  # each rank its own streams; rank 0 = a single-process run
@@ -332,9 +344,9 @@ class Trainer:
         if self.dist.is_primary:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.out_dir / "config.json", cfg.to_dict())
-            slow = emulated_bf16(t.amp, self.device)
-            if slow is not None and self.start_epoch <= t.epochs:
-                log.warning("%s", slow)
+            note = bf16_note(t.amp, self.device, bf16_kernels(t.amp, self.device))
+            if note is not None and self.start_epoch <= t.epochs:
+                log.log(logging.WARNING if note[0] else logging.INFO, "%s", note[1])
         barrier(self.dist)
         sel = t.selection
         epoch_bar = None

@@ -49,8 +49,8 @@ def cpu_capability() -> str:
 
 def bf16_native() -> bool:
     """Whether this CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX) for oneDNN to use. Elsewhere
-    bfloat16 is emulated: oneDNN's own check also accepts plain AVX-512, and on an AVX2 CPU bf16 autocast trained
-    12-15x slower than float32 here (benchmarks/bf16/BF16.md)."""
+    bfloat16 products run on slow emulation or fallback kernels (oneDNN's own check also accepts plain AVX-512;
+    benchmarks/bf16/BF16.md)."""
     cpu = getattr(torch, "cpu", None)
     try:
         return bool(torch.backends.mkldnn.is_available() and (cpu._is_avx512_bf16_supported()
