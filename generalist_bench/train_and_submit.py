@@ -49,12 +49,12 @@ class Profile:
         instructions; None when nothing changes. The quick recipe then depends on the machine, as its card says."""
         if not self.bf16_native_only or cfg.train.amp != "bf16":
             return None
-        import torch
-
         from .trainers.amp import emulated_bf16
+        from .utils.env import resolve_device
 
-        dev = cfg.train.device if cfg.train.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        return cfg.with_overrides({"train.amp": "off"}) if emulated_bf16("bf16", torch.device(dev)) else None
+        if not emulated_bf16("bf16", resolve_device(cfg.train.device)):
+            return None
+        return cfg.with_overrides({"train.amp": "off"})
 
     def apply(self, cfg: Config) -> Config:
         cfg = cfg.with_overrides(list(self.overrides))

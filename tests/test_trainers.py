@@ -462,3 +462,17 @@ def test_a_damaged_summary_is_one_clear_error(tmp_path):
     path.write_text("{not json")
     with pytest.raises(SummaryError, match="not valid JSON"):
         TrainSummary.load(path)
+
+
+def test_train_device_auto_is_cuda_where_available(monkeypatch):
+    """``train.device=auto``: CUDA where available, else the CPU (trainer and the quick profile's precision rule read it
+    through ``utils.env.resolve_device``); a named device is kept."""
+    from generalist_bench.utils.env import resolve_device
+
+    for available, want in ((False, "cpu"), (True, "cuda")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda available=available: available)
+        assert resolve_device("auto") == torch.device(want)
+    assert resolve_device("cpu") == torch.device("cpu") and resolve_device("cuda:1") == torch.device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    trainer = Trainer(tiny("fmnist-smallcnn-standard", "train.device=auto"), "/nonexistent/x")
+    assert trainer.device == torch.device("cpu")

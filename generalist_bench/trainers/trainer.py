@@ -30,7 +30,7 @@ from ..config import Config, config_from_dict, interp_schedule
 from ..data import load_dataset
 from ..errors import CheckpointError, ConfigError, TrainingDivergedError
 from ..models import model_for_dataset
-from ..utils.env import git_commit, hardware, library_versions
+from ..utils.env import git_commit, hardware, library_versions, resolve_device
 from ..utils.io import atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
 from ..utils.testgate import gate
 from .amp import Float32Kernels, amp_context, bf16_kernels, bf16_note, grad_scaler
@@ -95,10 +95,10 @@ class Trainer:
         t = cfg.train
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
-        dev = t.device if t.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        if dev == "cuda" and self.dist.enabled:
-            dev = f"cuda:{self.dist.local_rank}"
-        self.device = torch.device(dev)
+        dev = resolve_device(t.device)
+        if dev == torch.device("cuda") and self.dist.enabled:
+            dev = torch.device(f"cuda:{self.dist.local_rank}")
+        self.device = dev
         bf16_kernels(t.amp, self.device)  # a bad GENERALIST_BENCH_BF16_KERNELS fails here, before any work
         self.checkpoint_path = self.out_dir / "checkpoint.pt"
         self.best_path = self.out_dir / "best.pt"

@@ -39,6 +39,11 @@ def git_commit() -> str | None:
     return sha + ("-dirty" if dirty else "")
 
 
+def resolve_device(name: str) -> torch.device:
+    """The device a config names (``train.device``): ``"auto"`` is CUDA where available, else the CPU."""
+    return torch.device(name if name != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 def cpu_capability() -> str:
     """The widest vector instruction set PyTorch's CPU kernels use here ("AVX2", "AVX512", "DEFAULT", ...)."""
     try:
