@@ -313,6 +313,29 @@ def test_methods_over_seeds_and_paired_mcnemar():
     pairs = {(q.b, q.seed, q.what): q for q in seeds.paired(cards)}
     assert pairs[("pgd_at", 0, "robust")].note == "different budget" and pairs[("pgd_at", 0, "robust")].p_value is None
     assert pairs[("pgd_at", 1, "robust")].note == "" and ("pgd_at", None, "robust") not in pairs  # one pair: no pool
+    # the transition's state: seed 0 retrained on both sides under the new budget, seeds 1 and 2 still under the old
+    # one. Each pair is compared; only pairs of one budget are pooled (seeds 1 and 2), and the pooled row says which
+    cards[2].budget = "55,000 training images, 30 epochs, batch 128"
+    cards[0].budget = cards[2].budget
+    for c in cards[:2] + cards[3:]:
+        c.budget = c.budget if c is cards[0] else "55,000 training images, 10 epochs, batch 128"
+    cards += [card("generalist", 2, "1111111000", "1111000000"), card("pgd_at", 2, "1111110000", "1100000000")]
+    cards[-2].budget = cards[-1].budget = cards[1].budget
+    qs = seeds.paired(cards)
+    pairs = {(q.b, q.seed, q.what): q for q in qs}
+    assert all(pairs[("pgd_at", s, "robust")].note == "" for s in (0, 1, 2))
+    pooled = [q for q in qs if q.b == "pgd_at" and q.seed is None and q.what == "robust"]
+    assert [(q.seeds, q.budget, q.a_only, q.b_only) for q in pooled] == [((1, 2), "10 epochs", 3, 0)]
+    md = "\n".join(seeds.markdown(seeds.method_stats(cards), qs))
+    assert "| Generalist vs PGD-AT | pooled 1,2 (10 epochs) | robust | 10 | 3 | 0 |" in md
+    assert "pooled 0" not in md
+    # the methods table: one row per budget where a method's seeds span two, no mean across them
+    assert "| Generalist (30 epochs) | 1 | 90.00 (one seed) |" in md and "| Generalist (10 epochs) | 2 | " in md
+    assert "| Generalist | " not in md
+    ms, _ = seeds.csv_rows(seeds.method_stats(cards), qs)
+    assert [(r["trainer"], r["budget"], r["seeds"]) for r in ms if r["trainer"] == "generalist"] == \
+        [("generalist", "30 epochs", "0"), ("generalist", "10 epochs", "1 2")]
+    assert seeds._budget_label("b, 10 epochs", {"b, 10 epochs": 0, "c, 10 epochs": 0}) == "b, 10 epochs"
 
 
 def test_html_templates_escape_every_value_and_keep_markup():

@@ -14,6 +14,7 @@ otherwise it is listed as not comparable, with the reason.
 from __future__ import annotations
 
 import os
+import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class Paired:
     b_only: int
     seeds: tuple[int, ...] = ()
     note: str = ""            # why not comparable (then counts are 0)
+    budget: str = ""          # pooled rows when the seed pairs span budgets: the budget these seeds were trained under
 
     @property
     def p_value(self) -> float | None:
@@ -115,8 +117,8 @@ def paired(cards: Iterable[Any], reference: str = REFERENCE, baselines: Sequence
     out: list[Paired] = []
     for b in baselines:
         seeds = sorted(s for (t, s) in by if t == reference and (b, s) in by)
-        pooled = {"clean": [0, 0], "robust": [0, 0]}
-        used: list[int] = []
+        pooled: dict[str, dict[str, list[int]]] = {}  # budget → quantity → [a_only, b_only]
+        used: dict[str, list[int]] = {}               # budget → seeds whose pair was compared
         n = 0
         for s in seeds:
             ca, cb = by[(reference, s)], by[(b, s)]
@@ -132,15 +134,38 @@ def paired(cards: Iterable[Any], reference: str = REFERENCE, baselines: Sequence
                 a_only = sum(x == "1" and y == "0" for x, y in zip(fa, fb, strict=True))
                 b_only = sum(x == "0" and y == "1" for x, y in zip(fa, fb, strict=True))
                 out.append(Paired(reference, b, s, what, len(fa), a_only, b_only))
-                pooled[what][0] += a_only
-                pooled[what][1] += b_only
+                counts = pooled.setdefault(getattr(ca, "budget", ""), {}).setdefault(what, [0, 0])
+                counts[0] += a_only
+                counts[1] += b_only
                 n = len(fa)
             if not why:
-                used.append(s)
-        if len(used) > 1:
-            for what in ("clean", "robust"):
-                out.append(Paired(reference, b, None, what, n, *pooled[what], seeds=tuple(used)))
+                used.setdefault(getattr(ca, "budget", ""), []).append(s)
+        # pairs trained under different budgets (both sides of each pair under one) are pooled per budget only
+        for budget, group in used.items():
+            if len(group) > 1:
+                label = _budget_label(budget, used) if len(used) > 1 else ""
+                for what in ("clean", "robust"):
+                    out.append(Paired(reference, b, None, what, n, *pooled[budget][what], seeds=tuple(group),
+                                      budget=label))
     return out
+
+
+def by_budget(m: MethodStats) -> list[tuple[MethodStats, str]]:
+    """``m`` as rows of the methods table: itself (no label) when its seeds share one budget, else one row per budget
+    with its label (a mean over seeds trained under different budgets would mean nothing)."""
+    groups = list(dict.fromkeys(m.budgets))
+    if len(groups) <= 1:
+        return [(m, "")]
+    return [(_sub(m, [s for s, b in zip(m.seeds, m.budgets, strict=True) if b == g]),
+             _budget_label(g, dict.fromkeys(groups))) for g in groups]
+
+
+def _budget_label(budget: str, budgets: Mapping[str, Any]) -> str:
+    """A short name for ``budget`` among ``budgets``: its epoch count where that tells them apart, else itself."""
+    epochs = {b: re.findall(r"(\d+) epochs?\b", b) for b in budgets}
+    if len(epochs[budget]) == 1 and sum(e == epochs[budget] for e in epochs.values()) == 1:
+        return f"{epochs[budget][0]} epochs"
+    return budget or "not recorded"
 
 
 # ------------------------------------------------------------------------------------------------ text
@@ -309,19 +334,21 @@ def markdown(stats: Sequence[MethodStats], pairs: Sequence[Paired],
              "seeds of the headline accuracies (AutoAttack's points).", "", *budget_lines(stats, budget_check),
              "| Trainer | Seeds | Clean % (mean ± std) | AA % (mean ± std) | n per seed | per seed (clean / AA) |",
              "|---|---|---|---|---:|---|"]
-    for m in stats:
+    for m, label in (x for ms in stats for x in by_budget(ms)):
         per = ", ".join(f"seed {s}: {c:.1f} / {r:.1f}" for s, c, r in zip(m.seeds, m.clean, m.robust, strict=True))
-        lines.append(f"| {display_title('trainer', m.trainer)} | {len(m.seeds)} | {_pm(m.clean_mean_std)} | "
-                     f"{_pm(m.robust_mean_std)} | {m.n_examples or 'varies'} | {per} |")
+        lines.append(f"| {display_title('trainer', m.trainer)}{f' ({label})' if label else ''} | {len(m.seeds)} | "
+                     f"{_pm(m.clean_mean_std)} | {_pm(m.robust_mean_std)} | {m.n_examples or 'varies'} | {per} |")
     if pairs:
         lines += ["", "## Paired comparisons on the same points (exact McNemar)", "",
                   "Generalist (A) against each baseline (B), same seed on both sides, on the per-point flags of the "
                   "headline evaluation: the points only A gets right, only B gets right, and the exact two-sided "
-                  "McNemar p-value. 'pooled' adds the seed pairs' discordant counts.", "",
+                  "McNemar p-value. 'pooled' adds the seed pairs' discordant counts, of pairs trained under one "
+                  "budget only.", "",
                   "| A vs B | seed | quantity | n | only A | only B | p (exact McNemar) |",
                   "|---|---|---|---:|---:|---:|---:|"]
         for q in pairs:
             seed = "pooled " + ",".join(map(str, q.seeds)) if q.seed is None else str(q.seed)
+            seed += f" ({q.budget})" if q.budget else ""
             vs = f"{display_title('trainer', q.a)} vs {display_title('trainer', q.b)}"
             if q.note:
                 lines.append(f"| {vs} | {seed} | {q.what} | {q.n} | – | – | not comparable: {q.note} |")
@@ -332,14 +359,15 @@ def markdown(stats: Sequence[MethodStats], pairs: Sequence[Paired],
 
 def csv_rows(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> tuple[list[dict], list[dict]]:
     ms = []
-    for m in stats:
+    for m, label in (x for ms_ in stats for x in by_budget(ms_)):
         (cm, cs), (rm, rs) = m.clean_mean_std, m.robust_mean_std
-        ms.append({"trainer": m.trainer, "seeds": " ".join(map(str, m.seeds)), "n_seeds": len(m.seeds),
+        ms.append({"trainer": m.trainer, "budget": label, "seeds": " ".join(map(str, m.seeds)),
+                   "n_seeds": len(m.seeds),
                    "clean_mean": f"{cm:.4f}", "clean_std": "" if cs is None else f"{cs:.4f}",
                    "aa_mean": f"{rm:.4f}", "aa_std": "" if rs is None else f"{rs:.4f}",
                    "n_examples": m.n_examples or ""})
     ps = [{"a": q.a, "b": q.b, "seed": "pooled" if q.seed is None else q.seed,
-           "pooled_seeds": " ".join(map(str, q.seeds)), "quantity": q.what, "n": q.n,
+           "pooled_seeds": " ".join(map(str, q.seeds)), "pooled_budget": q.budget, "quantity": q.what, "n": q.n,
            "only_a": "" if q.note else q.a_only, "only_b": "" if q.note else q.b_only,
            "p_exact_mcnemar": "" if q.p_value is None else f"{q.p_value:.6g}", "note": q.note} for q in pairs]
     return ms, ps
