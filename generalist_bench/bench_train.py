@@ -12,6 +12,7 @@ import contextlib
 import os
 import statistics
 import time
+from unittest import mock
 
 import torch
 
@@ -39,21 +40,9 @@ def parse_spec(spec: str, *base: str) -> tuple[Config, str | None]:
     return cfg, kernels or None
 
 
-@contextlib.contextmanager
 def kernels_env(kernels: str | None):
     """``GENERALIST_BENCH_BF16_KERNELS`` set to ``kernels`` for one entry (None: as the caller's environment has it)."""
-    if kernels is None:
-        yield
-        return
-    old = os.environ.get(BF16_KERNELS_ENV)
-    os.environ[BF16_KERNELS_ENV] = kernels
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ[BF16_KERNELS_ENV]
-        else:
-            os.environ[BF16_KERNELS_ENV] = old
+    return mock.patch.dict(os.environ, {BF16_KERNELS_ENV: kernels}) if kernels else contextlib.nullcontext()
 
 
 def time_epoch(spec: str, n: int) -> float:
