@@ -8,12 +8,17 @@ import os
 # Idle OpenMP threads sleep instead of spinning: when other jobs share the 2 cores, spinning threads made
 # small attack batches up to 50x slower. Must be set before torch loads its OpenMP runtime.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Under pytest-xdist (the README's test command runs one worker per core) each worker, and every process it starts,
+# computes on one thread: two workers of two OpenMP threads each would oversubscribe the cores and wait on each other.
+XDIST_WORKER = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+if XDIST_WORKER:
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(1 if XDIST_WORKER else min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="session")

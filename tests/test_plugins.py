@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# under pytest-xdist every test of this module runs in one worker, which builds and installs the plugin once
+pytestmark = pytest.mark.xdist_group("plugins")
 
 PYPROJECT = """
 [build-system]

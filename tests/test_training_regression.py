@@ -11,6 +11,9 @@ from generalist_bench.presets import get_preset
 from generalist_bench.trainers import Trainer
 from generalist_bench.trainers.validation import validate
 
+# under pytest-xdist every test of this module runs in one worker, which trains the module fixture once
+pytestmark = pytest.mark.xdist_group("training_regression")
+
 COMMON = ["data.train_subset=4000", "train.epochs=6", "train.batch_size=128", "train.selection.n_val=200",
           "train.selection.attack_steps=5", "train.selection.criterion=last",
           # fp32, as when these margins were set (the presets now train in bf16 + channels_last)
