@@ -49,12 +49,16 @@ def eval_result(dataset: str, eps: float, n: int, clean_k: int, per_attack_k: di
     }
 
 
+# training-split sizes after the presets' 5,000 validation images are held out
+N_TRAIN = {"fashion_mnist": 55_000, "cifar10": 45_000, "cifar100": 45_000}
+
+
 def training(cfg, chosen_epoch: int | None, wall: float | None, hardware: dict) -> TrainSummary:
     """The summary of a (fabricated) training run of ``cfg``: what a card takes from it."""
     return TrainSummary(config_name=cfg.name, trainer=cfg.train.trainer, epochs=cfg.train.epochs, seed=cfg.train.seed,
                         selection=Selection("val", cfg.train.selection.criterion, cfg.train.selection.n_val, "PGD-20",
                                             chosen_epoch, None),
-                        last=None, train_wall_time_s=wall, img_per_s_mean=None, n_train=55000, data_source="fabricated",
+                        last=None, train_wall_time_s=wall, img_per_s_mean=None, n_train=N_TRAIN[cfg.data.dataset], data_source="fabricated",
                         world_size=1, hardware=hardware, versions=VERSIONS, commit=COMMIT)
 
 
