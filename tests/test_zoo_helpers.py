@@ -58,8 +58,8 @@ def training(cfg, chosen_epoch: int | None, wall: float | None, hardware: dict) 
     return TrainSummary(config_name=cfg.name, trainer=cfg.train.trainer, epochs=cfg.train.epochs, seed=cfg.train.seed,
                         selection=Selection("val", cfg.train.selection.criterion, cfg.train.selection.n_val, "PGD-20",
                                             chosen_epoch, None),
-                        last=None, train_wall_time_s=wall, img_per_s_mean=None, n_train=N_TRAIN[cfg.data.dataset], data_source="fabricated",
-                        world_size=1, hardware=hardware, versions=VERSIONS, commit=COMMIT)
+                        last=None, train_wall_time_s=wall, img_per_s_mean=None, n_train=N_TRAIN[cfg.data.dataset],
+                        data_source="fabricated", world_size=1, hardware=hardware, versions=VERSIONS, commit=COMMIT)
 
 
 def provenance(command: str, date: str = "2026-11-20T10:00:00+00:00") -> Provenance:

@@ -1,7 +1,11 @@
-import time, torch, json, sys
+import time
+
+import torch
+
 from generalist_bench import load_model
 from generalist_bench.evaluation.api import evaluate
 from generalist_bench.evaluation.autoattack import compact
+
 torch.set_num_threads(2)
 m = load_model("fmnist-smallcnn-pgd_at_seed0", dataset="fashion_mnist", model_dir="model_zoo")
 res = {True: [], False: []}
@@ -14,6 +18,7 @@ for rep in range(2):
         res[reuse].append(time.perf_counter() - t)
         flags.setdefault(reuse, r.flags("fab-t"))
         st = r.attack_stats["fab-t"]
-        print(rep, reuse, round(res[reuse][-1], 1), st["forward_images"], st["backward_images"], r.robust_acc, flush=True)
+        print(rep, reuse, round(res[reuse][-1], 1), st["forward_images"], st["backward_images"], r.robust_acc,
+              flush=True)
 print("flags equal:", torch.equal(flags[True], flags[False]))
 print({k: sorted(v) for k, v in res.items()})
