@@ -338,6 +338,69 @@ def test_methods_over_seeds_and_paired_mcnemar():
     assert seeds._budget_label("b, 10 epochs", {"b, 10 epochs": 0, "c, 10 epochs": 0}) == "b, 10 epochs"
 
 
+def test_pooled_seeds_count_each_point_once():
+    """Pooling seeds scored on the same points sums each point's differences over the seeds and tests the sums
+    (sign-flip): three points that favour Generalist under both seeds are 3 points (p = 2/8), not 6 independent
+    discordant pairs (the added-counts McNemar's 2·0.5^6); seeds on different points are not pooled."""
+    from types import SimpleNamespace
+
+    from generalist_bench.leaderboard import seeds
+
+    def card(trainer, seed, robust, indices="[[0, 6]]"):
+        ev = {"protocol": {"eps": 0.1, "norm": "Linf", "attacks": ["aa"], "seed": 0, "split": "test",
+                           "dataset": "fashion_mnist"}, "n_examples": 6,
+              "samples": {"indices": indices, "clean": "111111", "robust": robust}}
+        return SimpleNamespace(trainer=trainer, seed=seed, quick=False, primary_evaluation=ev, n_examples=6,
+                               clean_acc=100.0, autoattack_acc=100 * robust.count("1") / 6, budget="B")
+
+    cards = [card("generalist", s, "111100") for s in (0, 1)] + [card("pgd_at", s, "000100") for s in (0, 1)]
+    qs = {(q.seed, q.what): q for q in seeds.paired(cards, baselines=("pgd_at",))}
+    assert (qs[(0, "robust")].a_only, qs[(0, "robust")].p_value) == (3, pytest.approx(0.25))
+    pooled = qs[(None, "robust")]
+    assert (pooled.a_only, pooled.b_only, pooled.n, pooled.diffs) == (3, 0, 6, (2, 2, 2, 0, 0, 0))
+    assert pooled.p_value == pytest.approx(0.25) and pooled.test == "exact sign-flip test"
+    assert qs[(None, "clean")].p_value == 1.0  # no point differs
+    # a point won by each side under the two seeds sums to 0: it counts for neither
+    cards[3] = card("pgd_at", 1, "100111")
+    pooled = {(q.seed, q.what): q for q in seeds.paired(cards, baselines=("pgd_at",))}[(None, "robust")]
+    assert pooled.diffs == (1, 2, 2, 0, -1, -1) and (pooled.a_only, pooled.b_only) == (3, 2)
+    ms, ps = seeds.csv_rows(seeds.method_stats(cards), seeds.paired(cards, baselines=("pgd_at",)))
+    assert {r["test"] for r in ps} == {"exact McNemar test", "exact sign-flip test"} and "p_value" in ps[0]
+    # seed 1 scored on other points: per-seed rows stay, the pooled ones say why they are missing
+    cards[1] = card("generalist", 1, "111100", indices="[[6, 12]]")
+    cards[3] = card("pgd_at", 1, "000100", indices="[[6, 12]]")
+    qs = {(q.seed, q.what): q for q in seeds.paired(cards, baselines=("pgd_at",))}
+    assert qs[(1, "robust")].note == "" and qs[(None, "robust")].note == "different points across seeds"
+    assert qs[(None, "robust")].p_value is None
+
+
+def test_sign_flip_test_is_exact_and_is_mcnemar_for_one_seed():
+    """Against all 2^m sign assignments on random small cases; equal to scipy's exact McNemar (binomial) test when
+    every difference is ±1; a p-value below a float's range prints as <1e-300, not 0."""
+    import itertools
+    import random
+
+    from scipy.stats import binomtest
+
+    from generalist_bench.leaderboard.stats import format_p, sign_flip_p
+
+    def brute(d):
+        nz = [x for x in d if x]
+        hits = sum(abs(sum(e * x for e, x in zip(signs, nz))) >= abs(sum(d))
+                   for signs in itertools.product((1, -1), repeat=len(nz)))
+        return hits / 2 ** len(nz)
+
+    rng = random.Random(0)
+    for _ in range(200):
+        d = [rng.choice((-3, -2, -1, 0, 0, 1, 2, 3)) for _ in range(rng.randint(1, 11))]
+        assert sign_flip_p(d) == pytest.approx(brute(d), abs=1e-12)
+    for a, b in ((8, 18), (13, 36), (0, 1), (40, 52), (763, 0)):
+        assert sign_flip_p([1] * a + [-1] * b + [0] * 5) == pytest.approx(binomtest(a, a + b, 0.5).pvalue, rel=1e-9)
+    assert sign_flip_p([0, 0]) == sign_flip_p([]) == 1.0 and sign_flip_p([3, -3]) == pytest.approx(1.0)
+    assert sign_flip_p([1] * 1466) < 1e-300 and format_p(sign_flip_p([1] * 1466)) == "<1e-300"
+    assert format_p(0.0755187) == "0.0755" and format_p(None) == "–"
+
+
 def test_html_templates_escape_every_value_and_keep_markup():
     """The jinja2 pages escape what a card or the literature file says (as html.escape does) and leave the
     generator's own markup (CSS, accuracy cells) alone."""
@@ -379,12 +442,13 @@ def test_verdict_answers_the_question_on_paired_seed_means_with_intervals():
     yes = _seed_stats({"generalist": ([(86.0, 72.5), (87.0, 72.0), (86.5, 72.4)], b),
                        "pgd_at": ([(82.0, 73.0), (82.5, 73.2), (82.2, 72.9)], b),
                        "trades": ([(84.0, 70.0), (84.2, 70.1), (84.1, 69.9)], b)})
-    pairs = [seeds.Paired("generalist", "pgd_at", None, "clean", 1000, 60, 10, seeds=(0, 1, 2)),
-             seeds.Paired("generalist", "pgd_at", 0, "clean", 1000, 20, 3)]
+    pairs = [seeds.Paired("generalist", "pgd_at", None, "clean", 1000, 60, 10, seeds=(0, 1, 2), trained="B"),
+             seeds.Paired("generalist", "pgd_at", 0, "clean", 1000, 20, 3, trained="B")]
     text = "\n".join(seeds.verdict(yes, pairs))
     assert "? **Yes**, on the means over 3 common seed(s) (0, 1, 2)." in text
     assert "Δ = +4.27 points (95% t-interval over seeds [" in text and "the interval lies entirely on that side" in text
-    assert "pooled exact McNemar test of no difference: p = " in text and "60 vs 10 discordant points" in text
+    assert "exact sign-flip test over the points, seeds summed per point: p = " in text
+    assert "60 points favour Generalist, 10 the baseline" in text
     assert "the best baseline, PGD-AT, 73.03 ± 0.15: Δ = -0.73 points" in text and "no paired per-point flags" in text
     d = seeds.difference(yes, "pgd_at", "clean")
     lo, hi = d.interval
@@ -400,12 +464,44 @@ def test_verdict_answers_the_question_on_paired_seed_means_with_intervals():
     text = "\n".join(seeds.verdict(mixed, []))
     assert "2 common seed(s) (0, 1)" in text and "vs PGD-AT 82.00 ± 0.00" in text and "TRADES, 73.00 ± 0.00" in text
     one = _seed_stats({"generalist": ([(90.0, 80.0)], ("B",)), "pgd_at": ([(80.0, 70.0)], ("B",))})
-    assert "**Not established**: 1 common seed(s) (0)" in "\n".join(seeds.verdict(one, []))
+    text = "\n".join(seeds.verdict(one, pairs))
+    assert "**Not established**: 1 common seed(s) (0)" in text
+    assert "exact McNemar test: p = 0.000488, 20 vs 3 discordant points" in text  # the seed's own test
     assert seeds.verdict(_seed_stats({"pgd_at": ([(80.0, 70.0)], ("B",))}), []) == []
     apart = _seed_stats({"generalist": ([(90.0, 80.0)] * 2, ("8 epochs", "8 epochs")),
                          "pgd_at": ([(80.0, 70.0)] * 2, ("10 epochs", "10 epochs"))})
     text = "\n".join(seeds.verdict(apart, []))
-    assert "**Not comparable**: Generalist and PGD-AT were not trained under one budget" in text and "Δ" not in text
+    assert "**Not comparable**: Generalist and PGD-AT were not trained under one budget on any seed" in text
+    assert "Δ" not in text
+
+
+def test_verdict_judges_each_budget_on_its_own_seeds_and_tests():
+    """Mid-transition (seed 0 retrained under 30 epochs, seeds 1-2 still under 10): each budget gets its own answer,
+    the longest first, with the paired test of its own seeds; a seed whose Generalist and PGD-AT entries were trained
+    under different budgets is left out and named."""
+    from generalist_bench.leaderboard import seeds
+
+    new, old = "55,000 images, 30 epochs", "55,000 images, 10 epochs"
+    stats = _seed_stats({"generalist": ([(84.7, 76.3), (83.4, 72.7), (81.4, 73.9)], (new, old, old)),
+                         "pgd_at": ([(85.7, 76.6), (83.6, 73.7), (83.7, 74.1)], (new, old, old)),
+                         "trades": ([(88.5, 72.7), (86.9, 68.1), (86.8, 68.4)], (new, old, old))})
+    # pooled rows of another seed set or budget must not be cited (they point the other way here)
+    pairs = [seeds.Paired("generalist", "pgd_at", None, "clean", 1000, 29, 54, seeds=(1, 2), trained=old),
+             seeds.Paired("generalist", "pgd_at", None, "clean", 1000, 80, 0, seeds=(0, 1), trained=new),
+             seeds.Paired("generalist", "pgd_at", 0, "clean", 1000, 8, 18, trained=new)]
+    text = "\n".join(seeds.verdict(stats, pairs))
+    assert "The entries span 2 budget(s)" in text and "Not comparable" not in text
+    at30, at10 = text.index("**At 30 epochs**: **Not established**: 1 common seed(s) (0)"), \
+        text.index("**At 10 epochs**: **No**, on the means over 2 common seed(s) (1, 2)")
+    assert at30 < at10
+    assert "8 vs 18 discordant points" in text and "29 points favour Generalist, 54 the baseline" in text
+    assert "80 points" not in text
+    assert "Δ = -1.25 points (95% t-interval over seeds [-14.59, +12.09]" in text  # 10 epochs: seeds 1, 2 only
+    # PGD-AT's seed 1 retrained under 30 epochs before Generalist's: seed 1 left out, named
+    stats[1] = _seed_stats({"pgd_at": ([(85.7, 76.6), (85.0, 76.0), (83.7, 74.1)], (new, new, old))})[0]
+    text = "\n".join(seeds.verdict(stats, pairs))
+    assert "Seed(s) 1: Generalist and PGD-AT trained under different budgets, left out." in text
+    assert "**At 10 epochs**: **Not established**: 1 common seed(s) (2)" in text
 
 
 def test_budget_line_links_the_budget_check_beside_the_shared_tuning_log(tmp_path):

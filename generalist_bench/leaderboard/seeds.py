@@ -3,12 +3,21 @@
 - ``method_stats``: per trainer, the full (not quick, not submitted) entries of one table, their seeds, and the
   mean ± sample standard deviation over seeds of the headline clean and AutoAttack accuracies.
 - ``paired``: Generalist against each baseline, per seed (the same seed on both sides) and pooled over the seeds
-  both have, on the per-point clean flags and on the per-point robust flags of the primary evaluation: the counts
-  of points where only one side is correct, and the exact (binomial) two-sided McNemar p-value. Pooling adds the
-  discordant counts of the seed pairs (the pairs of points are treated as independent).
+  both have, on the per-point clean flags and on the per-point robust flags of the primary evaluation. Per seed:
+  the counts of points where only one side is correct, and the exact (binomial) two-sided McNemar p-value. Pooled:
+  each point's difference summed over the seeds (+1 per seed where only Generalist is right, −1 where only the
+  baseline is), the counts of points whose sum favours each side, and the exact sign-flip test on those sums
+  (``stats.sign_flip_p``; the McNemar test when there is one seed). Each test point stays one unit: the same 1,000
+  points scored under three seeds are not 3,000 independent observations, which adding the seeds' discordant
+  counts would assume.
 
-A pair is compared only if both evaluations used the same points (indices), eps, norm, attacks and seed;
-otherwise it is listed as not comparable, with the reason.
+Both tests are conditional on the trained models: they ask whether these models differ on the test distribution,
+not how much retraining with another seed would move them; the spread over seeds (the t-interval of ``verdict``)
+speaks to that.
+
+A pair is compared only if both evaluations used the same points (indices), eps, norm, attacks and seed, and both
+models were trained under one budget; otherwise it is listed as not comparable, with the reason. Seeds are pooled
+only within one budget and only when their points are the same.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..registry import title as display_title
+from .stats import SIGN_FLIP, format_p, sign_flip_p
 
 REFERENCE = "generalist"
 BASELINES = ("pgd_at", "trades", "standard")
@@ -53,27 +63,32 @@ class MethodStats:
 
 @dataclass(frozen=True)
 class Paired:
-    """One comparison of ``a`` (Generalist) with ``b`` on one quantity (clean or robust)."""
+    """One comparison of ``a`` (Generalist) with ``b`` on one quantity (clean or robust), on one seed or pooled."""
 
     a: str
     b: str
-    seed: int | None          # None: pooled over the seeds both have
+    seed: int | None          # None: pooled over ``seeds``
     what: str                 # clean | robust
-    n: int                    # points per seed
-    a_only: int               # points a gets right and b wrong
-    b_only: int
+    n: int                    # test points (the same points under every seed of a pooled row)
+    a_only: int               # per seed: points a gets right and b wrong; pooled: points whose summed difference > 0
+    b_only: int               # ... b right and a wrong; pooled: summed difference < 0
     seeds: tuple[int, ...] = ()
     note: str = ""            # why not comparable (then counts are 0)
     budget: str = ""          # pooled rows when the seed pairs span budgets: the budget these seeds were trained under
+    trained: str = ""         # the budget both sides were trained under (the card's budget; "" where not recorded)
+    diffs: tuple[int, ...] = ()  # pooled: each point's difference summed over the seeds (a right − b right)
+
+    @property
+    def test(self) -> str:
+        return SIGN_FLIP if self.seed is None else "exact McNemar test"
 
     @property
     def p_value(self) -> float | None:
+        """Two-sided exact p-value of no difference (None when not comparable). Per seed the McNemar test, pooled
+        the sign-flip test on the per-point sums (counts alone, without ``diffs``: every point differing by one)."""
         if self.note:
             return None
-        from scipy.stats import binomtest
-
-        k = self.a_only + self.b_only
-        return 1.0 if k == 0 else float(binomtest(self.a_only, k, 0.5).pvalue)
+        return sign_flip_p(self.diffs or (1,) * self.a_only + (-1,) * self.b_only)
 
 
 def _full(cards: Iterable[Any]) -> list[Any]:
@@ -117,36 +132,42 @@ def paired(cards: Iterable[Any], reference: str = REFERENCE, baselines: Sequence
     out: list[Paired] = []
     for b in baselines:
         seeds = sorted(s for (t, s) in by if t == reference and (b, s) in by)
-        pooled: dict[str, dict[str, list[int]]] = {}  # budget → quantity → [a_only, b_only]
-        used: dict[str, list[int]] = {}               # budget → seeds whose pair was compared
-        n = 0
+        sums: dict[str, dict[str, list[int]]] = {}  # budget → quantity → per-point difference summed over its seeds
+        used: dict[str, list[int]] = {}             # budget → seeds whose pair was compared
+        points: dict[str, Any] = {}                 # budget → the points (indices) of its first compared seed
         for s in seeds:
             ca, cb = by[(reference, s)], by[(b, s)]
             ea, eb = ca.primary_evaluation, cb.primary_evaluation
+            budget = getattr(ca, "budget", "")
             # a pair trained under two budgets (a sweep moving to a new shared budget) is not a comparison of methods
-            why = _why_not(ea, eb) or ("different budget" if getattr(ca, "budget", "") != getattr(cb, "budget", "")
-                                       else "")
+            why = _why_not(ea, eb) or ("different budget" if budget != getattr(cb, "budget", "") else "")
             for what in ("clean", "robust"):
                 if why:
                     out.append(Paired(reference, b, s, what, ea["n_examples"], 0, 0, note=why))
                     continue
                 fa, fb = _flags(ea, what), _flags(eb, what)
-                a_only = sum(x == "1" and y == "0" for x, y in zip(fa, fb, strict=True))
-                b_only = sum(x == "0" and y == "1" for x, y in zip(fa, fb, strict=True))
-                out.append(Paired(reference, b, s, what, len(fa), a_only, b_only))
-                counts = pooled.setdefault(getattr(ca, "budget", ""), {}).setdefault(what, [0, 0])
-                counts[0] += a_only
-                counts[1] += b_only
-                n = len(fa)
+                d = [(x == "1") - (y == "1") for x, y in zip(fa, fb, strict=True)]
+                out.append(Paired(reference, b, s, what, len(d), d.count(1), d.count(-1), trained=budget))
+                acc = sums.setdefault(budget, {}).setdefault(what, [0] * len(d))
+                if len(acc) == len(d):
+                    sums[budget][what] = [u + v for u, v in zip(acc, d, strict=True)]
             if not why:
-                used.setdefault(getattr(ca, "budget", ""), []).append(s)
+                used.setdefault(budget, []).append(s)
+                points.setdefault(budget, ea["samples"]["indices"])
+                if points[budget] != ea["samples"]["indices"]:
+                    points[budget] = None  # seeds scored on different points: no per-point pooling
         # pairs trained under different budgets (both sides of each pair under one) are pooled per budget only
         for budget, group in used.items():
             if len(group) > 1:
                 label = _budget_label(budget, used) if len(used) > 1 else ""
                 for what in ("clean", "robust"):
-                    out.append(Paired(reference, b, None, what, n, *pooled[budget][what], seeds=tuple(group),
-                                      budget=label))
+                    d = sums[budget][what]
+                    if points[budget] is None:
+                        out.append(Paired(reference, b, None, what, len(d), 0, 0, seeds=tuple(group), budget=label,
+                                          trained=budget, note="different points across seeds"))
+                        continue
+                    out.append(Paired(reference, b, None, what, len(d), sum(x > 0 for x in d), sum(x < 0 for x in d),
+                                      seeds=tuple(group), budget=label, trained=budget, diffs=tuple(d)))
     return out
 
 
@@ -174,8 +195,7 @@ def _pm(ms: tuple[float, float | None]) -> str:
     return f"{mean:.2f} ± {sd:.2f}" if sd is not None else f"{mean:.2f} (one seed)"
 
 
-def _p(p: float | None) -> str:
-    return "–" if p is None else f"{p:.3g}"
+_p = format_p
 
 
 def budget_lines(stats: Sequence[MethodStats], budget_check: tuple[str, str] | None = None) -> list[str]:
@@ -245,44 +265,83 @@ def _sub(m: MethodStats, seeds: Sequence[int]) -> MethodStats:
                        pick(m.tuning_logs))
 
 
+def _budgets(m: MethodStats) -> tuple[str, ...]:
+    return m.budgets or ("",) * len(m.seeds)
+
+
+def _epochs(budget: str) -> int:
+    found = re.findall(r"(\d+) epochs?\b", budget)
+    return int(found[0]) if len(found) == 1 else -1
+
+
 def verdict(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> list[str]:
     """Does Generalist reach PGD-AT's clean accuracy + 3 points with AA within 1 point of the best baseline?
 
-    Judged on the seeds Generalist, PGD-AT and the best baseline all have (the best baseline: highest mean AA over
-    the seeds it shares with Generalist), on the means over those seeds, stated with the seed-paired 95%
-    t-intervals of the differences and the exact McNemar tests of no difference. Entries trained under different
-    budgets are not compared at all."""
+    Judged per budget, on the seeds where Generalist, PGD-AT and the best baseline were all trained under it (the
+    best baseline: highest mean AA over the seeds it shares with Generalist under that budget), on the means over
+    those seeds, stated with the seed-paired 95% t-intervals of the differences and the exact paired tests of no
+    difference on the same seeds. Seeds whose Generalist and PGD-AT entries were trained under different budgets are
+    left out; a budget is never mixed into another's means. With several budgets, the longest comes first."""
     by = {m.trainer: m for m in stats}
     if REFERENCE not in by or "pgd_at" not in by:
         return []
-    g_seeds = set(by[REFERENCE].seeds)
-    shared = [m for m in stats if m.trainer in BASELINES and g_seeds & set(m.seeds)]
-    if not any(m.trainer == "pgd_at" for m in shared):
-        return []
-    best = max(shared, key=lambda m: statistics.fmean(_sub(m, sorted(g_seeds)).robust))
-    common = sorted(g_seeds & set(by["pgd_at"].seeds) & set(best.seeds))
-    if not common:
-        return []
-    involved = [_sub(by[t], common) for t in dict.fromkeys((REFERENCE, "pgd_at", best.trainer))]
-    g, pgd, bst = involved[0], involved[1], involved[-1]
     head = (f"Does Generalist reach PGD-AT's clean accuracy + {CLEAN_GAIN:g} points with AutoAttack accuracy within "
             f"{AA_SLACK:g} point of the best baseline?")
-    budgets = {b or "not recorded" for m in involved for b in m.budgets}
-    if len(budgets) > 1:
-        titles = [display_title("trainer", m.trainer) for m in involved]
-        names = ", ".join(titles[:-1]) + " and " + titles[-1]
-        return ["## Verdict", "", f"{head} **Not comparable**: {names} were not trained under one budget (see "
-                "above), so no verdict is drawn.", ""]
+    budget_of = {(m.trainer, s): b for m in stats for s, b in zip(m.seeds, _budgets(m), strict=True)}
+    groups: dict[str, list[int]] = {}  # budget → seeds Generalist and PGD-AT were both trained under it
+    apart: list[int] = []              # seeds Generalist and PGD-AT were trained under different budgets
+    for s in by[REFERENCE].seeds:
+        if ("pgd_at", s) in budget_of:
+            same = budget_of[(REFERENCE, s)] == budget_of[("pgd_at", s)]
+            (groups.setdefault(budget_of[(REFERENCE, s)], []) if same else apart).append(s)
+    if not groups:
+        if not apart:
+            return []
+        return ["## Verdict", "", f"{head} **Not comparable**: Generalist and PGD-AT were not trained under one budget "
+                f"on any seed ({', '.join(map(str, apart))}; see above), so no verdict is drawn.", ""]
+    order = sorted(groups, key=lambda b: (-_epochs(b), -len(groups[b]), b))
+    labels = {b: _budget_label(b, groups) for b in order}
+    lines = ["## Verdict", ""]
+    if len(order) > 1 or apart:
+        left = (f" Seed(s) {', '.join(map(str, apart))}: Generalist and PGD-AT trained under different budgets, left "
+                "out." if apart else "")
+        lines += [f"{head} The entries span {len(order)} budget(s); each is judged on its own seeds, the longest "
+                  f"first (a mean across budgets would mean nothing).{left}", ""]
+        for b in order:
+            lines += _verdict_at(by, budget_of, b, groups[b], pairs, f"**At {labels[b]}**:")
+    else:
+        lines += _verdict_at(by, budget_of, order[0], groups[order[0]], pairs, head)
+    return lines + [
+        "Means, Δ and intervals are over each budget's common seeds, on the AutoAttack points (the headline numbers); "
+        "Δ is paired by seed, and its t-interval over seeds is where seed-to-seed variation shows (it treats the "
+        "test points as fixed: their sampling error, shared by every seed, is in the Wilson intervals above). The "
+        "paired tests ask whether the two methods' models differ at all on these points, not whether a target is "
+        "met, and are conditional on the trained models: per seed the exact McNemar test; over several seeds the "
+        f"{SIGN_FLIP} on each point's difference summed over the seeds, each test point one unit.", ""]
+
+
+def _verdict_at(by: Mapping[str, MethodStats], budget_of: Mapping[tuple[str, int], str], budget: str,
+                seeds: Sequence[int], pairs: Sequence[Paired], lead: str) -> list[str]:
+    """The answer and its two bullet points for the seeds in ``seeds``, trained under ``budget``."""
+    under = lambda t: [s for s in seeds if budget_of.get((t, s)) == budget]  # noqa: E731
+    shared = [by[t] for t in BASELINES if t in by and under(t)]
+    best = max(shared, key=lambda m: statistics.fmean(_sub(m, under(m.trainer)).robust))
+    common = under(best.trainer)  # ⊆ seeds, all of which PGD-AT has under this budget
+    involved = [_sub(by[t], common) for t in dict.fromkeys((REFERENCE, "pgd_at", best.trainer))]
+    g, pgd, bst = involved[0], involved[1], involved[-1]
     dc, da = difference(involved, "pgd_at", "clean"), difference(involved, best.trainer, "robust")
     assert dc is not None and da is not None
 
     def p_of(b: str, what: str) -> str:
-        qs = [q for q in pairs if q.b == b and q.what == what and not q.note]
-        q = next((q for q in qs if q.seed is None), qs[0] if len(qs) == 1 else None)
+        qs = [q for q in pairs if q.b == b and q.what == what and q.trained == budget and not q.note]
+        q = next((q for q in qs if (q.seed == common[0] if len(common) == 1 else
+                                    q.seed is None and set(q.seeds) == set(common))), None)
         if q is None:
-            return "no paired per-point flags"
-        return (f"{'pooled ' if q.seed is None else ''}exact McNemar test of no difference: p = {_p(q.p_value)}, "
-                f"{q.a_only} vs {q.b_only} discordant points")
+            return "no paired per-point flags on these seeds"
+        if q.seed is not None:
+            return f"exact McNemar test: p = {_p(q.p_value)}, {q.a_only} vs {q.b_only} discordant points"
+        return (f"{SIGN_FLIP} over the points, seeds summed per point: p = {_p(q.p_value)}; {q.a_only} points "
+                f"favour Generalist, {q.b_only} the baseline")
 
     def interval(d: Difference) -> str:
         iv = d.interval
@@ -300,18 +359,14 @@ def verdict(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> list[str]:
     answer = (f"**Not established**: {on}; the numbers below decide nothing yet" if len(common) < 2
               else f"**{'Yes' if clean_ok and aa_ok else 'No'}**, on the means over {on}")
     return [
-        "## Verdict", "", f"{head} {answer}.", "",
+        f"{lead} {answer}.", "",
         f"- Clean: Generalist {_pm(g.clean_mean_std)} vs PGD-AT {_pm(pgd.clean_mean_std)}: "
         f"Δ = {dc.mean:+.2f} points ({interval(dc)}; {p_of('pgd_at', 'clean')}); target ≥ {CLEAN_GAIN:+g}: "
         f"{'met' if clean_ok else 'not met'}, {side(dc, CLEAN_GAIN, clean_ok)}.",
         f"- AutoAttack: Generalist {_pm(g.robust_mean_std)} vs the best baseline, "
         f"{display_title('trainer', best.trainer)}, {_pm(bst.robust_mean_std)}: Δ = {da.mean:+.2f} points "
         f"({interval(da)}; {p_of(best.trainer, 'robust')}); target ≥ {-AA_SLACK:+g}: {'met' if aa_ok else 'not met'}, "
-        f"{side(da, -AA_SLACK, aa_ok)}.", "",
-        "Means, Δ and intervals are over the common seeds, on the AutoAttack points (the headline numbers); Δ is "
-        "paired by seed. The McNemar tests ask whether the two methods differ at all, not whether a target is met; "
-        "pooling adds the discordant counts of the seeds, treating the same test points under different seeds as "
-        "independent (anti-conservative).", ""]
+        f"{side(da, -AA_SLACK, aa_ok)}.", ""]
 
 
 def budget_check_of(stats: Sequence[MethodStats], root: Path, out: Path) -> tuple[str, str] | None:
@@ -339,12 +394,18 @@ def markdown(stats: Sequence[MethodStats], pairs: Sequence[Paired],
         lines.append(f"| {display_title('trainer', m.trainer)}{f' ({label})' if label else ''} | {len(m.seeds)} | "
                      f"{_pm(m.clean_mean_std)} | {_pm(m.robust_mean_std)} | {m.n_examples or 'varies'} | {per} |")
     if pairs:
-        lines += ["", "## Paired comparisons on the same points (exact McNemar)", "",
+        lines += ["", "## Paired comparisons on the same points (exact McNemar; seeds pooled per point)", "",
                   "Generalist (A) against each baseline (B), same seed on both sides, on the per-point flags of the "
                   "headline evaluation: the points only A gets right, only B gets right, and the exact two-sided "
-                  "McNemar p-value. 'pooled' adds the seed pairs' discordant counts, of pairs trained under one "
-                  "budget only.", "",
-                  "| A vs B | seed | quantity | n | only A | only B | p (exact McNemar) |",
+                  "McNemar p-value. 'pooled' rows take the seeds of one budget together: each point's difference is "
+                  "summed over the seeds (+1 for each seed where only A is right, −1 where only B is), *only A* and "
+                  "*only B* count the points whose sum favours A or B, and p is the exact two-sided sign-flip test on "
+                  "those sums, which is McNemar's test with each test point counted once however many seeds scored "
+                  "it (adding the seeds' discordant counts would treat the same points under three seeds as three "
+                  "times as many independent ones, and overstate significance). Both tests are conditional on the "
+                  "trained models: they say whether these models differ on the test distribution, not how much "
+                  "another seed would move them; the spread over seeds above speaks to that.", "",
+                  "| A vs B | seed | quantity | n | only A | only B | p (exact McNemar; pooled: sign-flip) |",
                   "|---|---|---|---:|---:|---:|---:|"]
         for q in pairs:
             seed = "pooled " + ",".join(map(str, q.seeds)) if q.seed is None else str(q.seed)
@@ -368,8 +429,9 @@ def csv_rows(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> tuple[lis
                    "n_examples": m.n_examples or ""})
     ps = [{"a": q.a, "b": q.b, "seed": "pooled" if q.seed is None else q.seed,
            "pooled_seeds": " ".join(map(str, q.seeds)), "pooled_budget": q.budget, "quantity": q.what, "n": q.n,
-           "only_a": "" if q.note else q.a_only, "only_b": "" if q.note else q.b_only,
-           "p_exact_mcnemar": "" if q.p_value is None else f"{q.p_value:.6g}", "note": q.note} for q in pairs]
+           "only_a": "" if q.note else q.a_only, "only_b": "" if q.note else q.b_only, "test": q.test,
+           "p_value": "" if q.p_value is None else ("<1e-300" if q.p_value < 1e-300 else f"{q.p_value:.6g}"),
+           "note": q.note} for q in pairs]
     return ms, ps
 
 

@@ -1,6 +1,10 @@
-"""95% confidence intervals for accuracies measured on n test points (binomial proportions), from scipy."""
+"""95% confidence intervals for accuracies measured on n test points (binomial proportions), and the exact paired
+test of no difference between two methods on the same points, from scipy."""
 
 from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
 
 METHOD = "Wilson score interval"
 
@@ -20,3 +24,41 @@ def wilson_interval(acc_percent: float, n: int, confidence: float = 0.95) -> tup
         raise ValueError(f"accuracy must be in [0, 100], got {acc_percent}")
     ci = binomtest(round(acc_percent * n / 100.0), n).proportion_ci(confidence, method="wilson")
     return max(0.0, ci.low * 100.0), min(100.0, ci.high * 100.0)
+
+
+SIGN_FLIP = "exact sign-flip test"
+
+
+def sign_flip_p(diffs: Iterable[int]) -> float:
+    """Exact two-sided p-value of the paired sign-flip (randomisation) test of no difference on integer per-point
+    differences ``diffs``: under the null hypothesis each nonzero difference is as likely to have either sign,
+    independently across points, and p = P(|Σ ε_i d_i| ≥ |Σ d_i|) over the 2^m sign assignments.
+
+    With differences in {−1, 0, +1} (one pair of models: 1 where only A is right, −1 where only B is) it is the exact
+    McNemar test, ``scipy.stats.binomtest(#(+1), #(±1), 0.5)``. With each point's sum over seeds of those differences
+    it pools the seeds while keeping each test point one unit: the same points scored under several seeds are not
+    counted as independent observations, as adding the seeds' discordant counts would.
+    """
+    import numpy as np
+    from scipy.stats import binom
+
+    d = [int(x) for x in diffs]
+    counts = Counter(abs(x) for x in d if x)
+    if not counts:
+        return 1.0
+    total = sum(v * k for v, k in counts.items())
+    # T = Σ ±|d_i| = 2·S − total, S = Σ_v v·J_v with J_v ~ Binomial(k_v, ½) the positive signs among the |d| = v
+    pmf = np.ones(1)
+    for v, k in sorted(counts.items()):
+        step = np.zeros(v * k + 1)
+        step[::v] = binom.pmf(np.arange(k + 1), k, 0.5)
+        pmf = np.convolve(pmf, step)
+    t = np.abs(2 * np.arange(total + 1) - total)
+    return float(min(1.0, pmf[t >= abs(sum(d))].sum()))
+
+
+def format_p(p: float | None) -> str:
+    """A p-value in 3 significant digits; one too small for a float64 (it underflowed to 0) as ``<1e-300``."""
+    if p is None:
+        return "–"
+    return "<1e-300" if p < 1e-300 else f"{p:.3g}"
