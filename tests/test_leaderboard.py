@@ -386,7 +386,7 @@ def test_sign_flip_test_is_exact_and_is_mcnemar_for_one_seed():
 
     def brute(d):
         nz = [x for x in d if x]
-        hits = sum(abs(sum(e * x for e, x in zip(signs, nz))) >= abs(sum(d))
+        hits = sum(abs(sum(e * x for e, x in zip(signs, nz, strict=True))) >= abs(sum(d))
                    for signs in itertools.product((1, -1), repeat=len(nz)))
         return hits / 2 ** len(nz)
 
@@ -397,8 +397,37 @@ def test_sign_flip_test_is_exact_and_is_mcnemar_for_one_seed():
     for a, b in ((8, 18), (13, 36), (0, 1), (40, 52), (763, 0)):
         assert sign_flip_p([1] * a + [-1] * b + [0] * 5) == pytest.approx(binomtest(a, a + b, 0.5).pvalue, rel=1e-9)
     assert sign_flip_p([0, 0]) == sign_flip_p([]) == 1.0 and sign_flip_p([3, -3]) == pytest.approx(1.0)
-    assert sign_flip_p([1] * 1466) < 1e-300 and format_p(sign_flip_p([1] * 1466)) == "<1e-300"
+    assert sign_flip_p([1] * 1466) == 0.0 and format_p(sign_flip_p([1] * 1466)) == "<1e-300"  # underflow
+    assert format_p(sign_flip_p([1] * 1000)) == "1.87e-301"  # representable: printed as it is
     assert format_p(0.0755187) == "0.0755" and format_p(None) == "–"
+    with pytest.raises(ValueError, match="integer differences"):
+        sign_flip_p([0.5, 0.5, 0.9])
+
+
+def test_verdict_tests_exactly_its_common_seeds_when_the_best_baseline_has_fewer():
+    """TRADES (the best baseline in AA) has seeds 0 and 1 only, PGD-AT 0, 1 and 2: the verdict's seeds are 0 and 1,
+    and its clean test pools PGD-AT's per-seed rows of exactly those seeds (not the table's pooled 0, 1, 2 row)."""
+    from types import SimpleNamespace
+
+    from generalist_bench.leaderboard import seeds
+
+    def card(trainer, seed, clean, robust):
+        ev = {"protocol": {"eps": 0.1, "norm": "Linf", "attacks": ["aa"], "seed": 0, "split": "test",
+                           "dataset": "fashion_mnist"}, "n_examples": 8,
+              "samples": {"indices": "[[0, 8]]", "clean": clean, "robust": robust}}
+        return SimpleNamespace(trainer=trainer, seed=seed, quick=False, primary_evaluation=ev, n_examples=8,
+                               clean_acc=100 * clean.count("1") / 8, autoattack_acc=100 * robust.count("1") / 8,
+                               budget="B")
+
+    cards = [card("generalist", s, "11111111", "11110000") for s in (0, 1, 2)]
+    cards += [card("pgd_at", s, "11111100", "11100000") for s in (0, 1)] + [card("pgd_at", 2, "00000000", "0" * 8)]
+    cards += [card("trades", s, "11111111", "11111000") for s in (0, 1)]
+    pairs = seeds.paired(cards)
+    assert {q.seeds for q in pairs if q.b == "pgd_at" and q.seed is None} == {(0, 1, 2)}  # the table pools all 3
+    text = "\n".join(seeds.verdict(seeds.method_stats(cards), pairs))
+    assert "2 common seed(s) (0, 1)" in text and "no paired" not in text
+    # seeds 0 and 1: the same 2 points favour Generalist under both (sums 2, 2): p = 2/4; with seed 2: 8 points
+    assert "p = 0.5; 2 points favour Generalist, 0 the baseline" in text
 
 
 def test_html_templates_escape_every_value_and_keep_markup():
@@ -490,7 +519,8 @@ def test_verdict_judges_each_budget_on_its_own_seeds_and_tests():
              seeds.Paired("generalist", "pgd_at", None, "clean", 1000, 80, 0, seeds=(0, 1), trained=new),
              seeds.Paired("generalist", "pgd_at", 0, "clean", 1000, 8, 18, trained=new)]
     text = "\n".join(seeds.verdict(stats, pairs))
-    assert "The entries span 2 budget(s)" in text and "Not comparable" not in text
+    assert "entries span 2 budgets; each budget is judged on the seeds both were trained under it" in text
+    assert "Not comparable" not in text
     at30, at10 = text.index("**At 30 epochs**: **Not established**: 1 common seed(s) (0)"), \
         text.index("**At 10 epochs**: **No**, on the means over 2 common seed(s) (1, 2)")
     assert at30 < at10
@@ -502,6 +532,11 @@ def test_verdict_judges_each_budget_on_its_own_seeds_and_tests():
     text = "\n".join(seeds.verdict(stats, pairs))
     assert "Seed(s) 1: Generalist and PGD-AT trained under different budgets, left out." in text
     assert "**At 10 epochs**: **Not established**: 1 common seed(s) (2)" in text
+    # one budget left on the common seeds, another on the left-out one: still two budgets spanned
+    stats[0] = _seed_stats({"generalist": ([(84.7, 76.3), (83.4, 72.7), (81.4, 73.9)], (new, old, new))})[0]
+    stats[1] = _seed_stats({"pgd_at": ([(85.7, 76.6), (83.6, 73.7), (83.7, 74.1)], (new, new, new))})[0]
+    text = "\n".join(seeds.verdict(stats, pairs))
+    assert "entries span 2 budgets" in text and "Seed(s) 1: Generalist and PGD-AT" in text
 
 
 def test_budget_line_links_the_budget_check_beside_the_shared_tuning_log(tmp_path):

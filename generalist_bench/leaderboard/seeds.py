@@ -76,7 +76,8 @@ class Paired:
     note: str = ""            # why not comparable (then counts are 0)
     budget: str = ""          # pooled rows when the seed pairs span budgets: the budget these seeds were trained under
     trained: str = ""         # the budget both sides were trained under (the card's budget; "" where not recorded)
-    diffs: tuple[int, ...] = ()  # pooled: each point's difference summed over the seeds (a right − b right)
+    diffs: tuple[int, ...] = ()  # per point: a right − b right (pooled: summed over the seeds)
+    points: str = ""          # the evaluation's indices, as recorded (the same points on both sides)
 
     @property
     def test(self) -> str:
@@ -85,7 +86,8 @@ class Paired:
     @property
     def p_value(self) -> float | None:
         """Two-sided exact p-value of no difference (None when not comparable). Per seed the McNemar test, pooled
-        the sign-flip test on the per-point sums (counts alone, without ``diffs``: every point differing by one)."""
+        the sign-flip test on the per-point sums (counts alone, without ``diffs``: every point differing by one,
+        the McNemar test)."""
         if self.note:
             return None
         return sign_flip_p(self.diffs or (1,) * self.a_only + (-1,) * self.b_only)
@@ -132,9 +134,7 @@ def paired(cards: Iterable[Any], reference: str = REFERENCE, baselines: Sequence
     out: list[Paired] = []
     for b in baselines:
         seeds = sorted(s for (t, s) in by if t == reference and (b, s) in by)
-        sums: dict[str, dict[str, list[int]]] = {}  # budget → quantity → per-point difference summed over its seeds
-        used: dict[str, list[int]] = {}             # budget → seeds whose pair was compared
-        points: dict[str, Any] = {}                 # budget → the points (indices) of its first compared seed
+        rows: dict[str, dict[str, list[Paired]]] = {}  # budget → quantity → its seeds' compared rows
         for s in seeds:
             ca, cb = by[(reference, s)], by[(b, s)]
             ea, eb = ca.primary_evaluation, cb.primary_evaluation
@@ -146,29 +146,31 @@ def paired(cards: Iterable[Any], reference: str = REFERENCE, baselines: Sequence
                     out.append(Paired(reference, b, s, what, ea["n_examples"], 0, 0, note=why))
                     continue
                 fa, fb = _flags(ea, what), _flags(eb, what)
-                d = [(x == "1") - (y == "1") for x, y in zip(fa, fb, strict=True)]
-                out.append(Paired(reference, b, s, what, len(d), d.count(1), d.count(-1), trained=budget))
-                acc = sums.setdefault(budget, {}).setdefault(what, [0] * len(d))
-                if len(acc) == len(d):
-                    sums[budget][what] = [u + v for u, v in zip(acc, d, strict=True)]
-            if not why:
-                used.setdefault(budget, []).append(s)
-                points.setdefault(budget, ea["samples"]["indices"])
-                if points[budget] != ea["samples"]["indices"]:
-                    points[budget] = None  # seeds scored on different points: no per-point pooling
+                d = tuple((x == "1") - (y == "1") for x, y in zip(fa, fb, strict=True))
+                q = Paired(reference, b, s, what, len(d), d.count(1), d.count(-1), trained=budget, diffs=d,
+                           points=str(ea["samples"]["indices"]))
+                out.append(q)
+                rows.setdefault(budget, {}).setdefault(what, []).append(q)
         # pairs trained under different budgets (both sides of each pair under one) are pooled per budget only
-        for budget, group in used.items():
-            if len(group) > 1:
-                label = _budget_label(budget, used) if len(used) > 1 else ""
-                for what in ("clean", "robust"):
-                    d = sums[budget][what]
-                    if points[budget] is None:
-                        out.append(Paired(reference, b, None, what, len(d), 0, 0, seeds=tuple(group), budget=label,
-                                          trained=budget, note="different points across seeds"))
-                        continue
-                    out.append(Paired(reference, b, None, what, len(d), sum(x > 0 for x in d), sum(x < 0 for x in d),
-                                      seeds=tuple(group), budget=label, trained=budget, diffs=tuple(d)))
+        for budget, per in rows.items():
+            for qs in per.values():
+                if len(qs) > 1:
+                    out.append(pool(qs, _budget_label(budget, rows) if len(rows) > 1 else ""))
     return out
+
+
+def pool(rows: Sequence[Paired], label: str = "") -> Paired:
+    """The per-seed rows ``rows`` (one comparison, one budget, one quantity) pooled: each point's differences summed
+    over the seeds, tested with the exact sign-flip test; not comparable when the seeds were scored on different
+    points."""
+    q0 = rows[0]
+    seeds = tuple(q.seed for q in rows if q.seed is not None)
+    common = dict(a=q0.a, b=q0.b, seed=None, what=q0.what, n=q0.n, seeds=seeds, budget=label, trained=q0.trained,
+                  points=q0.points)
+    if any(q.points != q0.points or len(q.diffs) != len(q0.diffs) for q in rows):
+        return Paired(**common, a_only=0, b_only=0, note="different points across seeds")
+    d = tuple(map(sum, zip(*(q.diffs for q in rows), strict=True)))
+    return Paired(**common, a_only=sum(x > 0 for x in d), b_only=sum(x < 0 for x in d), diffs=d)
 
 
 def by_budget(m: MethodStats) -> list[tuple[MethodStats, str]]:
@@ -305,8 +307,10 @@ def verdict(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> list[str]:
     if len(order) > 1 or apart:
         left = (f" Seed(s) {', '.join(map(str, apart))}: Generalist and PGD-AT trained under different budgets, left "
                 "out." if apart else "")
-        lines += [f"{head} The entries span {len(order)} budget(s); each is judged on its own seeds, the longest "
-                  f"first (a mean across budgets would mean nothing).{left}", ""]
+        spanned = {budget_of[(t, s)] for t in (REFERENCE, "pgd_at") for s in by[t].seeds}
+        lines += [f"{head} Generalist's and PGD-AT's entries span {len(spanned)} budgets; each budget is judged on "
+                  f"the seeds both were trained under it, the longest first (a mean across budgets would mean "
+                  f"nothing).{left}", ""]
         for b in order:
             lines += _verdict_at(by, budget_of, b, groups[b], pairs, f"**At {labels[b]}**:")
     else:
@@ -334,10 +338,14 @@ def _verdict_at(by: Mapping[str, MethodStats], budget_of: Mapping[tuple[str, int
 
     def p_of(b: str, what: str) -> str:
         qs = [q for q in pairs if q.b == b and q.what == what and q.trained == budget and not q.note]
-        q = next((q for q in qs if (q.seed == common[0] if len(common) == 1 else
-                                    q.seed is None and set(q.seeds) == set(common))), None)
-        if q is None:
-            return "no paired per-point flags on these seeds"
+        q = next((q for q in qs if q.seed is None and set(q.seeds) == set(common)), None)
+        per_seed = [next((q for q in qs if q.seed == s), None) for s in common]
+        if q is None and all(per_seed):  # no pooled row on exactly these seeds (the table pools all a pair shares)
+            q = per_seed[0] if len(common) == 1 else pool(per_seed)
+        if q is None or q.note:
+            missing = [s for s, r in zip(common, per_seed, strict=True) if r is None]
+            return (f"no paired per-point flags for seed(s) {', '.join(map(str, missing))}" if missing else
+                    f"no paired test: {q.note if q else 'no per-point flags'}")
         if q.seed is not None:
             return f"exact McNemar test: p = {_p(q.p_value)}, {q.a_only} vs {q.b_only} discordant points"
         return (f"{SIGN_FLIP} over the points, seeds summed per point: p = {_p(q.p_value)}; {q.a_only} points "
@@ -430,7 +438,7 @@ def csv_rows(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> tuple[lis
     ps = [{"a": q.a, "b": q.b, "seed": "pooled" if q.seed is None else q.seed,
            "pooled_seeds": " ".join(map(str, q.seeds)), "pooled_budget": q.budget, "quantity": q.what, "n": q.n,
            "only_a": "" if q.note else q.a_only, "only_b": "" if q.note else q.b_only, "test": q.test,
-           "p_value": "" if q.p_value is None else ("<1e-300" if q.p_value < 1e-300 else f"{q.p_value:.6g}"),
+           "p_value": "" if q.p_value is None else ("<1e-300" if q.p_value == 0.0 else f"{q.p_value:.6g}"),
            "note": q.note} for q in pairs]
     return ms, ps
 

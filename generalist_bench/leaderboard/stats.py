@@ -42,7 +42,10 @@ def sign_flip_p(diffs: Iterable[int]) -> float:
     import numpy as np
     from scipy.stats import binom
 
-    d = [int(x) for x in diffs]
+    raw = list(diffs)
+    d = [int(x) for x in raw]
+    if d != raw:
+        raise ValueError("sign_flip_p takes integer differences (per point: a right − b right, summed over seeds)")
     counts = Counter(abs(x) for x in d if x)
     if not counts:
         return 1.0
@@ -58,7 +61,8 @@ def sign_flip_p(diffs: Iterable[int]) -> float:
 
 
 def format_p(p: float | None) -> str:
-    """A p-value in 3 significant digits; one too small for a float64 (it underflowed to 0) as ``<1e-300``."""
+    """A p-value in 3 significant digits; one that underflowed to 0 in float64 as ``<1e-300`` (its terms are each
+    below float64's range, and there are at most a few thousand of them)."""
     if p is None:
         return "–"
-    return "<1e-300" if p < 1e-300 else f"{p:.3g}"
+    return "<1e-300" if p == 0.0 else f"{p:.3g}"
