@@ -400,6 +400,9 @@ def test_sign_flip_test_is_exact_and_is_mcnemar_for_one_seed():
     assert sign_flip_p([1] * 1466) == 0.0 and format_p(sign_flip_p([1] * 1466)) == "<1e-300"  # underflow
     assert format_p(sign_flip_p([1] * 1000)) == "1.87e-301"  # representable: printed as it is
     assert format_p(0.0755187) == "0.0755" and format_p(None) == "–"
+    # the CSV keeps 6 digits and leaves a missing p empty, through the same function
+    assert format_p(0.0755187, digits=6, missing="") == "0.0755187" and format_p(None, digits=6, missing="") == ""
+    assert format_p(0.0, digits=6) == "<1e-300"
     with pytest.raises(ValueError, match="integer differences"):
         sign_flip_p([0.5, 0.5, 0.9])
 

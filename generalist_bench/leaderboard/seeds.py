@@ -183,9 +183,14 @@ def by_budget(m: MethodStats) -> list[tuple[MethodStats, str]]:
              _budget_label(g, dict.fromkeys(groups))) for g in groups]
 
 
+def _epoch_counts(budget: str) -> list[str]:
+    """Every "<n> epoch(s)" count written in a budget's text."""
+    return re.findall(r"(\d+) epochs?\b", budget)
+
+
 def _budget_label(budget: str, budgets: Mapping[str, Any]) -> str:
     """A short name for ``budget`` among ``budgets``: its epoch count where that tells them apart, else itself."""
-    epochs = {b: re.findall(r"(\d+) epochs?\b", b) for b in budgets}
+    epochs = {b: _epoch_counts(b) for b in budgets}
     if len(epochs[budget]) == 1 and sum(e == epochs[budget] for e in epochs.values()) == 1:
         return f"{epochs[budget][0]} epochs"
     return budget or "not recorded"
@@ -196,8 +201,6 @@ def _pm(ms: tuple[float, float | None]) -> str:
     mean, sd = ms
     return f"{mean:.2f} ± {sd:.2f}" if sd is not None else f"{mean:.2f} (one seed)"
 
-
-_p = format_p
 
 
 def budget_lines(stats: Sequence[MethodStats], budget_check: tuple[str, str] | None = None) -> list[str]:
@@ -272,7 +275,7 @@ def _budgets(m: MethodStats) -> tuple[str, ...]:
 
 
 def _epochs(budget: str) -> int:
-    found = re.findall(r"(\d+) epochs?\b", budget)
+    found = _epoch_counts(budget)
     return int(found[0]) if len(found) == 1 else -1
 
 
@@ -347,8 +350,8 @@ def _verdict_at(by: Mapping[str, MethodStats], budget_of: Mapping[tuple[str, int
             return (f"no paired per-point flags for seed(s) {', '.join(map(str, missing))}" if missing else
                     f"no paired test: {q.note if q else 'no per-point flags'}")
         if q.seed is not None:
-            return f"exact McNemar test: p = {_p(q.p_value)}, {q.a_only} vs {q.b_only} discordant points"
-        return (f"{SIGN_FLIP} over the points, seeds summed per point: p = {_p(q.p_value)}; {q.a_only} points "
+            return f"exact McNemar test: p = {format_p(q.p_value)}, {q.a_only} vs {q.b_only} discordant points"
+        return (f"{SIGN_FLIP} over the points, seeds summed per point: p = {format_p(q.p_value)}; {q.a_only} points "
                 f"favour Generalist, {q.b_only} the baseline")
 
     def interval(d: Difference) -> str:
@@ -422,7 +425,7 @@ def markdown(stats: Sequence[MethodStats], pairs: Sequence[Paired],
             if q.note:
                 lines.append(f"| {vs} | {seed} | {q.what} | {q.n} | – | – | not comparable: {q.note} |")
             else:
-                lines.append(f"| {vs} | {seed} | {q.what} | {q.n} | {q.a_only} | {q.b_only} | {_p(q.p_value)} |")
+                lines.append(f"| {vs} | {seed} | {q.what} | {q.n} | {q.a_only} | {q.b_only} | {format_p(q.p_value)} |")
     return lines + ["", *verdict(stats, pairs)]
 
 
@@ -438,7 +441,7 @@ def csv_rows(stats: Sequence[MethodStats], pairs: Sequence[Paired]) -> tuple[lis
     ps = [{"a": q.a, "b": q.b, "seed": "pooled" if q.seed is None else q.seed,
            "pooled_seeds": " ".join(map(str, q.seeds)), "pooled_budget": q.budget, "quantity": q.what, "n": q.n,
            "only_a": "" if q.note else q.a_only, "only_b": "" if q.note else q.b_only, "test": q.test,
-           "p_value": "" if q.p_value is None else ("<1e-300" if q.p_value == 0.0 else f"{q.p_value:.6g}"),
+           "p_value": format_p(q.p_value, digits=6, missing=""),
            "note": q.note} for q in pairs]
     return ms, ps
 

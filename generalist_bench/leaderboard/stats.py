@@ -60,9 +60,9 @@ def sign_flip_p(diffs: Iterable[int]) -> float:
     return float(min(1.0, pmf[t >= abs(sum(d))].sum()))
 
 
-def format_p(p: float | None) -> str:
-    """A p-value in 3 significant digits; one that underflowed to 0 in float64 as ``<1e-300`` (its terms are each
-    below float64's range, and there are at most a few thousand of them)."""
+def format_p(p: float | None, digits: int = 3, missing: str = "–") -> str:
+    """A p-value in ``digits`` significant digits; one that underflowed to 0 in float64 as ``<1e-300`` (its terms are
+    each below float64's range, and there are at most a few thousand of them); ``missing`` when there is none."""
     if p is None:
-        return "–"
-    return "<1e-300" if p == 0.0 else f"{p:.3g}"
+        return missing
+    return "<1e-300" if p == 0.0 else f"{p:.{digits}g}"
