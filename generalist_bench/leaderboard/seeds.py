@@ -202,7 +202,6 @@ def _pm(ms: tuple[float, float | None]) -> str:
     return f"{mean:.2f} ± {sd:.2f}" if sd is not None else f"{mean:.2f} (one seed)"
 
 
-
 def budget_lines(stats: Sequence[MethodStats], budget_check: tuple[str, str] | None = None) -> list[str]:
     """One paragraph: the budget the full entries share and where their hyperparameters were tuned (and, given
     ``budget_check`` = (its name, its link), the report on whether that budget is long enough), or a warning naming
