@@ -329,7 +329,8 @@ def to_readme(tables: dict[tuple[str, str, str], list[Row]], model_dir: str, lit
            "and a PNG plot of clean vs AutoAttack accuracy. Every row links to its model card (ours) or its source "
            "(literature).", "", SORT_NOTE, "", CI_NOTE, "", LIT_NOTE, "",
            "Fashion-MNIST (Linf eps 0.1) has no standard published table, so its rows are only ours, trained under "
-           "one protocol; its page names the budget of every full entry and warns while they differ.", "", "| Table | Rows (ours / literature) | Files |", "|---|---|---|"]
+           "one protocol; its page names the budget of every full entry and warns while they differ.", "",
+           "| Table | Rows (ours / literature) | Files |", "|---|---|---|"]
     if not tables:
         out.append("| (no rows yet) | | |")
     for key, rows in tables.items():
