@@ -389,7 +389,8 @@ BUDGET_STEM = LOG_STEM.with_name(LOG_STEM.name + "_budget")
 FLAT_WINDOW = 3
 FLAT_TOL = 1.0
 PROBE_ROOT = Path("runs") / "budget_probe"
-PROBE_SCALES = (1.5, 2.0, 3.0, 4.0)  # the ladder's rungs, in × PROBE_BASE_EPOCHS, climbed until flat
+PROBE_SCALES = (1.5, 2.0, 3.0, 4.0, 6.0)  # the ladder's rungs, in × PROBE_BASE_EPOCHS, climbed until flat
+# (6× added when PGD-AT's 40-epoch rung beat its 30 by more than FLAT_TOL: geometric steps of about 1.5× above 20)
 # The rungs are fixed epochs, not multiples of the current shared budget: when the shared budget moves onto a rung
 # (FMNIST_EPOCHS, then --adopt-budget), the ladder, its verdict and the probes already trained stay what they were.
 PROBE_BASE_EPOCHS: int = TUNE_BUDGET["train.epochs"]  # the budget the hyperparameters were tuned at (and the first

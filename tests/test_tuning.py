@@ -254,8 +254,8 @@ def test_budget_probe_is_each_final_preset_stretched_with_its_schedule():
     from generalist_bench.presets import get_preset
 
     # the rungs are fixed epochs, multiples of the tuning budget, not of the shared budget
-    assert T.PROBE_SCALES == (1.5, 2.0, 3.0, 4.0) and T.PROBE_BASE_EPOCHS == T.TUNE_BUDGET["train.epochs"] == 10
-    for scale, epochs in zip(T.PROBE_SCALES, (15, 20, 30, 40), strict=True):
+    assert T.PROBE_SCALES == (1.5, 2.0, 3.0, 4.0, 6.0) and T.PROBE_BASE_EPOCHS == T.TUNE_BUDGET["train.epochs"] == 10
+    for scale, epochs in zip(T.PROBE_SCALES, (15, 20, 30, 40, 60), strict=True):
         for m in T.PROBE_ORDER:
             assert T.probe_epochs(scale) == epochs
             base, probe = get_preset(f"fmnist-smallcnn-{m}"), T.probe_config(m, epochs)
@@ -272,7 +272,7 @@ def test_budget_probe_is_each_final_preset_stretched_with_its_schedule():
         base = get_preset(f"fmnist-smallcnn-{m}")
         same = T.probe_config(m, base.train.epochs)
         assert replace(same, name=base.name, description=base.description) == base, m
-    for epochs, want in ((10, (5, 1)), (15, (8, 2)), (20, (10, 2)), (30, (15, 3))):
+    for epochs, want in ((10, (5, 1)), (15, (8, 2)), (20, (10, 2)), (30, (15, 3)), (40, (20, 4)), (60, (30, 6))):
         g = T.probe_config("generalist", epochs).train.merge
         assert (g.warmup_epochs, g.redistribute_every) == want
 
