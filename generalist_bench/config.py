@@ -407,5 +407,13 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     return from_dict(Config, data)
 
 
+def same_run(a: Config, b: Config) -> bool:
+    """``a`` and ``b`` describe the same training run: equal up to ``train.num_threads``, which sets how fast a run
+    trains on a CPU, not what it trains. A run started on one thread resumes or reopens on two, and back."""
+    def key(c: Config) -> Config:
+        return replace(c, train=replace(c.train, num_threads=None))
+    return key(a) == key(b)
+
+
 
 __all__ = [name for name in dir() if not name.startswith("_") and name not in ("annotations",)]

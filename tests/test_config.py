@@ -7,7 +7,7 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from generalist_bench.config import Config, apply_overrides, config_from_dict, interp_schedule, save_config
+from generalist_bench.config import Config, apply_overrides, config_from_dict, interp_schedule, same_run, save_config
 from generalist_bench.errors import ConfigError, UnknownNameError
 from generalist_bench.presets import (
     FMNIST_EPOCHS,
@@ -310,3 +310,11 @@ def test_interp_schedule_edges():
     assert interp_schedule(((0.0, 1.0), (0.5, 1.0), (0.5, 2.0), (1.0, 2.0)), 0.5) == 1.0  # a step
     with pytest.raises(ConfigError, match="empty"):
         interp_schedule((), 0.5)
+
+
+def test_same_run_ignores_the_thread_count_and_nothing_else():
+    cfg = get_preset("fmnist-smallcnn-pgd_at")
+    assert same_run(cfg, apply_overrides(cfg, ["train.num_threads=1"]))
+    assert same_run(apply_overrides(cfg, ["train.num_threads=2"]), apply_overrides(cfg, ["train.num_threads=1"]))
+    for other in ("train.seed=1", "train.device=cpu", "train.epochs=3", "train.learners.0.optim.lr=0.01"):
+        assert not same_run(cfg, apply_overrides(cfg, [other])), other

@@ -218,7 +218,10 @@ def test_resume_after_kill_is_bit_identical(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "_train_epoch", orig)
     with pytest.raises(ConfigError, match="--resume"):
         Trainer(cfg, tmp_path / "part", progress=False).run()
-    resumed = Trainer(cfg, tmp_path / "part", resume=True, progress=False).run()
+    # the thread count is speed, not recipe: a run resumes under an explicit one (here the current count, so the
+    # arithmetic, and the bit-identity checked below, stay those of the uninterrupted run)
+    threads = f"train.num_threads={torch.get_num_threads()}"
+    resumed = Trainer(cfg.with_overrides([threads]), tmp_path / "part", resume=True, progress=False).run()
     assert _states_equal(full.final_model, resumed.final_model)
     assert _states_equal(full.model, resumed.model)
     assert [h["val_clean"] for h in full.history] == [h["val_clean"] for h in resumed.history]
@@ -248,6 +251,11 @@ def test_a_finished_run_without_its_checkpoint_is_reopened_not_retrained(tmp_pat
     assert again.history == read_jsonl(run / "history.jsonl") and len(again.history) == 2
     assert again.summary.to_dict() == first.summary.to_dict() and (run / "summary.json").read_text() == summary
     assert not (run / "checkpoint.pt").exists()
+    # a config naming a thread count is the same run (speed only): reopened, not refused, not retrained. The count
+    # is the current one, so that the trainer's torch.set_num_threads leaves this test process as it was
+    threads = Trainer(cfg.with_overrides([f"train.num_threads={torch.get_num_threads()}"]), run, resume=True,
+                      progress=False).run()
+    assert _states_equal(first.model, threads.model) and threads.summary.to_dict() == first.summary.to_dict()
     with pytest.raises(ConfigError, match="finished run of a different config"):
         Trainer(cfg.with_overrides(["train.seed=1"]), run, resume=True, progress=False).run()
     for damaged, text in (("summary.json", '{"epochs": "2"'), ("history.jsonl", '{"epoch": 1}\n')):

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data.distributed import DistributedSampler
 
-from ..config import Config, config_from_dict, interp_schedule
+from ..config import Config, config_from_dict, interp_schedule, same_run
 from ..data import load_dataset
 from ..errors import CheckpointError, ConfigError, TrainingDivergedError
 from ..models import model_for_dataset
@@ -169,7 +169,7 @@ class Trainer:
         if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{self.checkpoint_path} is not a generalist_bench training checkpoint")
         saved = config_from_dict(ck["config"])
-        if saved != self.cfg:
+        if not same_run(saved, self.cfg):
             diff = _diff(saved.to_dict(), self.cfg.to_dict())
             raise ConfigError(f"--resume: {self.checkpoint_path} was written with a different config "
                               f"({'; '.join(diff[:5])}); use the same settings or another --out directory")
@@ -316,7 +316,7 @@ class Trainer:
         except (OSError, ValueError, CheckpointError, ConfigError) as e:
             raise CheckpointError(f"{d} holds a finished run (best.pt, summary.json, no checkpoint.pt) that cannot be "
                                   f"reopened: {e}; repair it or move it away to retrain") from None
-        if saved != self.cfg:
+        if not same_run(saved, self.cfg):
             diff = _diff(saved.to_dict(), self.cfg.to_dict())
             raise ConfigError(f"--resume: {d} holds a finished run of a different config ({'; '.join(diff[:5])})")
         epochs = self.cfg.train.epochs
